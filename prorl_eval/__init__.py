@@ -1,0 +1,13 @@
+"""prorl_eval: measure reasoning boundaries (pass@k) with one sample schema and one verifier
+registry.
+
+Load results into pandas:
+    >>> import prorl_eval
+    >>> samples = prorl_eval.load_samples("runs/x")    # doctest: +SKIP
+    >>> results = prorl_eval.load_results("runs/x")    # doctest: +SKIP
+"""
+
+from prorl_eval.results import load_results, load_samples
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "load_results", "load_samples"]

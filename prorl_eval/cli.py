@@ -1,0 +1,262 @@
+"""`prorl-eval`: measure what a model can solve, with pass@k up to large k.
+
+    prorl-eval pass-at-k --model smollm2-135m-instruct --tasks gym:basic_arithmetic \\
+        --n 16 --k 1,2,4,8,16 --out runs/x
+    prorl-eval pass-at-k --samples runs/x/samples.jsonl --k 1,4,16 --out runs/x-recomputed
+
+Bad input prints one line and exits with code 2; Ctrl-C keeps every scored row and exits with 130
+(re-run the same command to resume).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prorl_eval.errors import UserError
+from prorl_eval.models import DEFAULT_MODEL
+from prorl_eval.tasks.registry import DEFAULT_TASKS
+
+app = typer.Typer(
+    name="prorl-eval",
+    help="Measure reasoning boundaries: sample n responses per problem, verify, report pass@k.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Measure reasoning boundaries: sample n responses per problem, verify them, report pass@k."""
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@app.command("pass-at-k")
+def pass_at_k_command(
+    out: Annotated[Path, typer.Option(help="Run folder: samples.jsonl, run.json, results.json.")],
+    model: Annotated[
+        str, typer.Option(help="Alias, local model folder, or hub id (org/name[@revision]).")
+    ] = DEFAULT_MODEL,
+    tasks: Annotated[
+        str, typer.Option(help="Comma-separated task names, e.g. gym:basic_arithmetic.")
+    ] = DEFAULT_TASKS,
+    n: Annotated[int, typer.Option(help="Samples per problem.")] = 16,
+    k: Annotated[
+        str | None, typer.Option(help="Comma-separated k values (default: powers of 2 up to n).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Problems per task (Reasoning Gym default: 50).")
+    ] = None,
+    data_seed: Annotated[int, typer.Option(help="Seed that generates procedural problems.")] = 0,
+    backend: Annotated[
+        str, typer.Option(help="auto (vLLM if importable with a GPU), hf, vllm.")
+    ] = ("auto"),
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.6,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling threshold.")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option(help="Response token budget.")] = 1024,
+    seed: Annotated[
+        int, typer.Option(help="Sampling seed (per-request seeds derive from it).")
+    ] = 0,
+    chat_template: Annotated[
+        bool, typer.Option(help="Wrap prompts in the model's chat template.")
+    ] = True,
+    system_prompt: Annotated[str | None, typer.Option(help="System prompt to prepend.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per generate call.")] = 64,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    max_model_len: Annotated[
+        int | None, typer.Option(help="vLLM context length (default: the model's).")
+    ] = None,
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="Recompute pass@k from this samples JSONL instead of generating."),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+) -> None:
+    """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
+    from prorl_eval.results import default_ks, parse_ks
+
+    ks = tuple(parse_ks(k)) if k else tuple(default_ks(n))
+    if bootstrap <= 0:
+        raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
+    if samples is not None:
+        results = _recompute(samples, list(ks), out, bootstrap)
+    else:
+        results = _generate(
+            out=out,
+            model=model,
+            tasks=tasks,
+            n=n,
+            ks=ks,
+            limit=limit,
+            data_seed=data_seed,
+            backend=backend,
+            sampling=dict(
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                chat_template=chat_template,
+                system_prompt=system_prompt,
+            ),
+            batch_size=batch_size,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            bootstrap=bootstrap,
+        )
+    print_results_table(results, out_console)
+    err_console.print(f"results written to {Path(out) / 'results.json'}")
+
+
+def _recompute(samples: Path, ks: list[int], out: Path, bootstrap: int) -> dict[str, Any]:
+    from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
+    from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
+    from prorl_eval.results import summarize
+    from prorl_eval.schema import read_samples
+
+    rows = read_samples(samples)
+    if not rows:
+        raise UserError(f"{samples} holds no sample rows.")
+    summary = summarize(rows, ks, resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
+    folder = ensure_writable_dir(out)
+    results = {
+        "tasks": summary,
+        "ks": ks,
+        "source_samples": str(samples),
+        "models": sorted({str(r.get("model", "")) for r in rows}),
+        "bootstrap": {"resamples": bootstrap, "seed": DEFAULT_BOOTSTRAP_SEED},
+    }
+    write_json_atomic(folder / "results.json", results)
+    return results
+
+
+def _generate(*, sampling: dict[str, Any], **options: Any) -> dict[str, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from prorl_eval.inference import SamplingConfig
+    from prorl_eval.runner import EvalConfig, run_pass_at_k
+
+    config = EvalConfig(
+        out=str(options["out"]),
+        model=options["model"],
+        tasks=options["tasks"],
+        n=options["n"],
+        ks=options["ks"],
+        limit=options["limit"],
+        data_seed=options["data_seed"],
+        backend=options["backend"],
+        sampling=SamplingConfig(**sampling),
+        batch_size=options["batch_size"],
+        dtype=options["dtype"],
+        max_model_len=options["max_model_len"],
+        bootstrap_resamples=options["bootstrap"],
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task_id = None
+
+        def progress(advance: int, total: int, description: str) -> None:
+            nonlocal task_id
+            if task_id is None:
+                task_id = bar.add_task(description, total=total)
+            bar.update(task_id, advance=advance, description=description)
+
+        try:
+            return run_pass_at_k(config, progress=progress)
+        except KeyboardInterrupt:
+            raise RunInterrupted() from None
+
+
+@app.command("tasks")
+def tasks_command() -> None:
+    """List every registry task with its domain, verifier and data source."""
+    from prorl_eval.tasks.registry import SUITES, list_task_names
+
+    table = Table(title="prorl-eval tasks")
+    for name in ("task", "domain", "verifier", "source"):
+        table.add_column(name)
+    for name in list_task_names():
+        table.add_row(name, "logic", "reasoning-gym score_answer", "reasoning-gym (offline)")
+    out_console.print(table)
+    for suite, members in SUITES.items():
+        out_console.print(f"suite [bold]{suite}[/]: {', '.join(members)}")
+
+
+def print_results_table(results: dict[str, Any], console: Console) -> None:
+    """A pass@k table: one row per task, one column per k, CI below each value."""
+    tasks = results["tasks"]
+    ks = [str(k) for k in results["ks"]]
+    table = Table(title="pass@k (unbiased estimator; 95% bootstrap CI over problems)")
+    table.add_column("task", style="bold")
+    for name in ("problems", "n", "mean score"):
+        table.add_column(name, justify="right")
+    for k in ks:
+        table.add_column(f"pass@{k}", justify="right")
+    for name, summary in tasks.items():
+        cells = [
+            f"{summary['pass_at_k'][k]:.3f}\n[dim][{summary['pass_at_k_ci95'][k][0]:.2f}, "
+            f"{summary['pass_at_k_ci95'][k][1]:.2f}][/dim]"
+            for k in ks
+        ]
+        table.add_row(
+            name,
+            str(summary["num_problems"]),
+            str(summary["n"]),
+            f"{summary['mean_score']:.3f}",
+            *cells,
+        )
+    console.print(table)
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during generation: every row written so far is complete and kept."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: runs the app, turning UserError into a one-line exit 2."""
+    _quiet_libraries()
+    try:
+        app(args=argv, prog_name="prorl-eval")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except RunInterrupted:
+        err_console.print(
+            "interrupted: every scored sample is saved; re-run the same command to resume."
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

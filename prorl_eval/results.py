@@ -1,0 +1,139 @@
+"""Turn sample rows into results.json, and load runs into pandas.
+
+`summarize` groups rows by task and problem, counts samples (n_i) and correct ones (c_i) per
+problem, and reports the unbiased pass@k of each task with a bootstrap CI over problems. Each
+problem uses its own n_i; a k above the smallest n_i of a task is refused.
+
+Example:
+    >>> import prorl_eval
+    >>> df = prorl_eval.load_samples("runs/x")      # doctest: +SKIP
+    >>> res = prorl_eval.load_results("runs/x")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prorl_eval.errors import UserError
+from prorl_eval.jsonio import read_json
+from prorl_eval.passk import (
+    DEFAULT_BOOTSTRAP_RESAMPLES,
+    DEFAULT_BOOTSTRAP_SEED,
+    pass_at_k_summary,
+)
+from prorl_eval.runstore import RESULTS_FILE, SAMPLES_FILE
+from prorl_eval.schema import read_samples
+
+
+def parse_ks(spec: str) -> list[int]:
+    """Parse `--k 1,2,4`; every k must be a positive integer."""
+    ks = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            k = int(part)
+        except ValueError:
+            raise UserError(f"--k takes comma-separated integers (got '{part}').") from None
+        if k <= 0:
+            raise UserError(f"--k values must be >= 1 (got {k}).")
+        if k not in ks:
+            ks.append(k)
+    if not ks:
+        raise UserError("--k is empty; pass values such as 1,2,4,8,16.")
+    return sorted(ks)
+
+
+def default_ks(n: int) -> list[int]:
+    """Powers of two up to n, plus n itself."""
+    ks = [2**i for i in range(n.bit_length()) if 2**i <= n]
+    return ks if ks[-1] == n else [*ks, n]
+
+
+def summarize(
+    rows: list[dict[str, Any]],
+    ks: list[int],
+    *,
+    resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+) -> dict[str, dict[str, Any]]:
+    """Per-task summary: num_problems, n (smallest per-problem count), mean_score, pass@k, CIs."""
+    by_task: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by_task[row["task"]][row["problem_id"]].append(row)
+    tasks = {}
+    for task, problems in by_task.items():
+        n = np.array([len(samples) for samples in problems.values()])
+        c = np.array([sum(bool(s["correct"]) for s in samples) for samples in problems.values()])
+        too_big = [k for k in ks if k > n.min()]
+        if too_big:
+            raise UserError(
+                f"k={too_big[0]} exceeds the samples per problem of {task} (smallest n={n.min()}); "
+                f"use k <= {n.min()} or generate more samples with a larger --n."
+            )
+        scores = [np.mean([s["score"] for s in samples]) for samples in problems.values()]
+        summary = pass_at_k_summary(n, c, ks, resamples=resamples, seed=seed)
+        tasks[task] = {
+            "num_problems": len(problems),
+            "n": int(n.min()),
+            "num_samples": int(n.sum()),
+            "mean_score": float(np.mean(scores)),
+            **summary,
+        }
+    return dict(sorted(tasks.items()))
+
+
+def _run_paths(path: str | Path, filename: str) -> Path:
+    path = Path(path)
+    return path / filename if path.is_dir() else path
+
+
+def load_samples(path: str | Path) -> Any:
+    """Load a samples file (or a run folder's samples.jsonl) into a pandas DataFrame, one row each.
+
+    The `sampling` dict is kept as a column and also spread into `sampling.*` columns.
+    """
+    import pandas as pd
+
+    rows = read_samples(_run_paths(path, SAMPLES_FILE))
+    frame = pd.DataFrame(rows)
+    if "sampling" in frame.columns:
+        spread = pd.json_normalize(frame["sampling"].apply(lambda s: s or {}).tolist())
+        spread.columns = [f"sampling.{c}" for c in spread.columns]
+        frame = pd.concat([frame, spread], axis=1)
+    return frame
+
+
+def load_results(path: str | Path) -> Any:
+    """Load results.json (or a run folder's) into a tidy DataFrame: one row per (task, k).
+
+    Columns: task, k, pass_at_k, ci_low, ci_high, num_problems, n, mean_score. The file's run
+    metadata is attached as `frame.attrs["run"]`.
+    """
+    import pandas as pd
+
+    data = read_json(_run_paths(path, RESULTS_FILE), "results file")
+    records = []
+    for task, summary in data.get("tasks", {}).items():
+        for k, value in summary["pass_at_k"].items():
+            low, high = summary.get("pass_at_k_ci95", {}).get(k, [np.nan, np.nan])
+            records.append(
+                {
+                    "task": task,
+                    "k": int(k),
+                    "pass_at_k": value,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "num_problems": summary["num_problems"],
+                    "n": summary["n"],
+                    "mean_score": summary["mean_score"],
+                }
+            )
+    frame = pd.DataFrame(records)
+    frame.attrs["run"] = {key: value for key, value in data.items() if key != "tasks"}
+    return frame

@@ -1,0 +1,262 @@
+"""The eval loop: problems × n samples → generate → score → append to samples.jsonl → results.
+
+`run_pass_at_k` is what `prorl-eval pass-at-k` calls. It opens the run folder (refusing mismatched
+settings), works out which (task, problem_id, sample_idx) rows are missing, loads the model only if
+something is missing, generates the n samples of each prompt together in batches, scores each
+response with its task's verifier, and appends the rows the moment they are scored. Re-running the
+same command after an interruption therefore generates only what is missing.
+
+Each request gets a seed derived from (run seed, task, problem id, sample indices), so a resumed
+request never replays the random stream of the samples it is completing.
+
+Example:
+    >>> results = run_pass_at_k(EvalConfig(tasks="gym:leg_counting", limit=5, n=4, out="runs/x"))
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prorl_eval.checkpoints import ModelRef, resolve_model
+from prorl_eval.errors import UserError
+from prorl_eval.inference import GenerationRequest, Generator, SamplingConfig, make_generator
+from prorl_eval.inference import choose_backend as resolve_backend
+from prorl_eval.models import DEFAULT_MODEL
+from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED
+from prorl_eval.results import summarize
+from prorl_eval.runstore import RunStore
+from prorl_eval.schema import SampleRow, sample_key
+from prorl_eval.tasks.base import Problem, Task
+from prorl_eval.tasks.registry import DEFAULT_TASKS, TaskOptions, resolve_tasks
+
+GeneratorFactory = Callable[[str, ModelRef], Generator]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything `prorl-eval pass-at-k` needs to generate and score a run."""
+
+    out: str
+    model: str = DEFAULT_MODEL
+    tasks: str = DEFAULT_TASKS
+    n: int = 16
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    limit: int | None = None
+    data_seed: int = 0
+    backend: str = "auto"
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    batch_size: int = 64
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
+    bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED
+
+    def validate(self) -> None:
+        if self.n <= 0:
+            raise UserError(f"--n must be a positive number of samples (got {self.n}).")
+        too_big = [k for k in self.ks if k > self.n]
+        if too_big:
+            raise UserError(f"k={too_big[0]} exceeds --n {self.n}; use k <= n or raise --n.")
+        if self.batch_size <= 0:
+            raise UserError(f"--batch-size must be positive (got {self.batch_size}).")
+        self.sampling.validate()
+
+
+@dataclass
+class WorkItem:
+    """A problem and the sample indices it still lacks."""
+
+    task: Task
+    problem: Problem
+    missing: list[int]
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A stable 31-bit seed from the run seed and identifying parts (hash-randomisation free)."""
+    text = "|".join(str(p) for p in (base, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def plan_work(tasks: list[Task], n: int, done: set[tuple[str, str, int]]) -> list[WorkItem]:
+    """List every problem with missing sample indices (0..n-1 not yet in the run folder)."""
+    items = []
+    for task in tasks:
+        problems = task.load()
+        if not problems:
+            raise UserError(f"task {task.name} has no problems; check its data or --limit.")
+        for problem in problems:
+            missing = [i for i in range(n) if (task.name, problem.id, i) not in done]
+            if missing:
+                items.append(WorkItem(task, problem, missing))
+    return items
+
+
+def chunk_work(items: list[WorkItem], sequences_per_call: int) -> Iterator[list[WorkItem]]:
+    """Group work items so each generate call carries about `sequences_per_call` sequences."""
+    chunk: list[WorkItem] = []
+    size = 0
+    for item in items:
+        chunk.append(item)
+        size += len(item.missing)
+        if size >= sequences_per_call:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _settings(config: EvalConfig, model: ModelRef, tasks: list[Task]) -> dict[str, Any]:
+    return {
+        "model": model.identity,
+        "sampling": config.sampling.to_dict(),
+        "tasks": {task.name: task.describe() for task in tasks},
+    }
+
+
+def default_generator_factory(config: EvalConfig) -> GeneratorFactory:
+    def factory(backend: str, model: ModelRef) -> Generator:
+        if not model.path:
+            model = resolve_model(config.model)
+        return make_generator(
+            backend,
+            model.path,
+            revision=model.revision,
+            batch_size=config.batch_size,
+            dtype=config.dtype,
+            max_model_len=config.max_model_len,
+        )
+
+    return factory
+
+
+def run_pass_at_k(
+    config: EvalConfig,
+    *,
+    generator_factory: GeneratorFactory | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Generate the missing samples of a run, score them, and return (and write) results.json.
+
+    `progress` is an optional callable `(advance: int, total: int, description: str)`.
+    """
+    config.validate()
+    tasks = resolve_tasks(config.tasks, TaskOptions(limit=config.limit, seed=config.data_seed))
+    model = resolve_model(config.model, materialize=False)
+    backend = resolve_backend(config.backend)
+    store = RunStore.open(config.out, _settings(config, model, tasks))
+    work = plan_work(tasks, config.n, store.done)
+    timing = {"generate_s": 0.0, "score_s": 0.0}
+    if work:
+        factory = generator_factory or default_generator_factory(config)
+        generator = factory(backend, model)
+        try:
+            _generate_and_score(config, model, backend, generator, store, work, timing, progress)
+        finally:
+            generator.close()
+    return finish_run(config, model, backend, tasks, store, timing)
+
+
+def _generate_and_score(
+    config: EvalConfig,
+    model: ModelRef,
+    backend: str,
+    generator: Generator,
+    store: RunStore,
+    work: list[WorkItem],
+    timing: dict[str, float],
+    progress: Any,
+) -> None:
+    total = sum(len(item.missing) for item in work)
+    sequences_per_call = config.batch_size if backend == "hf" else max(256, config.batch_size)
+    if progress:
+        progress(0, total, "generating")
+    with store.writer() as writer:
+        for chunk in chunk_work(work, sequences_per_call):
+            requests = [
+                GenerationRequest(
+                    prompt=item.task.prompt(item.problem),
+                    n=len(item.missing),
+                    seed=derive_seed(
+                        config.sampling.seed, item.task.name, item.problem.id, item.missing
+                    ),
+                )
+                for item in chunk
+            ]
+            started = time.perf_counter()
+            outputs = generator.generate(requests, config.sampling)
+            timing["generate_s"] += time.perf_counter() - started
+            started = time.perf_counter()
+            rows = []
+            for item, request, completions in zip(chunk, requests, outputs, strict=True):
+                rows.extend(_score_rows(config, model, backend, item, request, completions))
+            timing["score_s"] += time.perf_counter() - started
+            writer.write(rows)
+            if progress:
+                progress(len(rows), total, chunk[-1].task.name)
+
+
+def _score_rows(config, model, backend, item, request, completions) -> list[SampleRow]:
+    rows = []
+    for sample_idx, completion in zip(item.missing, completions, strict=True):
+        score = item.task.score(completion.text, item.problem)
+        rows.append(
+            SampleRow(
+                task=item.task.name,
+                problem_id=item.problem.id,
+                sample_idx=sample_idx,
+                score=score.value,
+                threshold=item.task.threshold,
+                prompt=request.prompt,
+                response=completion.text,
+                reason=score.reason,
+                model=model.name,
+                model_revision=model.revision,
+                backend=backend,
+                sampling={**config.sampling.to_dict(), "request_seed": request.seed},
+                num_tokens=completion.num_tokens,
+                prompt_tokens=completion.prompt_tokens,
+                finish_reason=completion.finish_reason,
+                task_version=item.task.version,
+            )
+        )
+    return rows
+
+
+def finish_run(config, model, backend, tasks, store, timing) -> dict[str, Any]:
+    """Summarise this command's tasks and problems from the run folder and write results.json."""
+    from prorl_eval.schema import read_samples
+
+    wanted = {(t.name, p.id) for t in tasks for p in t.load()}
+    rows = [
+        row
+        for row in read_samples(store.samples_path)
+        if (row["task"], row["problem_id"]) in wanted and sample_key(row)[2] < config.n
+    ]
+    results = {
+        "tasks": summarize(
+            rows,
+            list(config.ks),
+            resamples=config.bootstrap_resamples,
+            seed=config.bootstrap_seed,
+        ),
+        "model": model.name,
+        "model_revision": model.revision,
+        "backend": backend,
+        "sampling": config.sampling.to_dict(),
+        "n": config.n,
+        "ks": list(config.ks),
+        "data_seed": config.data_seed,
+        "limit": config.limit,
+        "bootstrap": {"resamples": config.bootstrap_resamples, "seed": config.bootstrap_seed},
+        "timing": {k: round(v, 3) for k, v in timing.items()},
+        "samples_file": str(store.samples_path),
+        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    store.write_results(results)
+    return results

@@ -1,0 +1,114 @@
+"""A run folder: `run.json` (what produced it), `samples.jsonl` (the rows), `results.json`.
+
+Resuming is the run folder's job. `RunStore.open` refuses a folder whose recorded model, sampling
+parameters or task versions differ from the command's (mixing them would make pass@k meaningless),
+repairs a final row cut short by a crash, and reports which (task, problem_id, sample_idx) rows
+already exist so only the missing ones are generated. Nothing in an existing folder is deleted.
+
+Example:
+    >>> store = RunStore.open("runs/x", settings)      # doctest: +SKIP
+    >>> store.done                                     # doctest: +SKIP
+    {('gym:basic_arithmetic', '0', 0), ...}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+from prorl_eval.jsonio import ensure_writable_dir, read_json, write_json_atomic
+from prorl_eval.schema import SampleKey, SampleWriter, iter_samples, repair_torn_tail, sample_key
+
+MANIFEST_FILE = "run.json"
+SAMPLES_FILE = "samples.jsonl"
+RESULTS_FILE = "results.json"
+
+
+def _describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _describe_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}={a!r} there, {b!r} now"
+    return None
+
+
+class RunStore:
+    """Owns one run folder; see the module docstring."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], done: set[SampleKey]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.done = done
+
+    @property
+    def samples_path(self) -> Path:
+        return self.folder / SAMPLES_FILE
+
+    @property
+    def results_path(self) -> Path:
+        return self.folder / RESULTS_FILE
+
+    @classmethod
+    def open(cls, folder: str | Path, settings: dict[str, Any]) -> RunStore:
+        """Open or create a run folder for a command with these settings.
+
+        `settings` holds `model` (identity), `sampling` and `tasks` ({name: task description}).
+        Model and sampling must equal the recorded ones; a task already in the folder must have the
+        same description; new tasks are added to the manifest.
+        """
+        folder = ensure_writable_dir(folder)
+        manifest_path = folder / MANIFEST_FILE
+        samples_path = folder / SAMPLES_FILE
+        if manifest_path.exists():
+            manifest = read_json(manifest_path, "run manifest")
+            cls._check_compatible(folder, manifest, settings)
+            manifest["tasks"].update(settings["tasks"])
+        elif samples_path.exists() and samples_path.stat().st_size > 0:
+            raise UserError(
+                f"{folder} holds {SAMPLES_FILE} but no {MANIFEST_FILE}, so its settings are "
+                "unknown; use a new --out, or recompute with --samples."
+            )
+        else:
+            manifest = {
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                **settings,
+            }
+        if repair_torn_tail(samples_path):
+            manifest.setdefault("repairs", []).append("dropped a row cut short by a crash")
+        done = (
+            {sample_key(row) for row in iter_samples(samples_path)}
+            if samples_path.exists()
+            else set()
+        )
+        write_json_atomic(manifest_path, manifest)
+        return cls(folder, manifest, done)
+
+    @staticmethod
+    def _check_compatible(folder: Path, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
+        for section in ("model", "sampling"):
+            diff = _describe_difference(manifest.get(section, {}), settings[section])
+            if diff:
+                raise UserError(
+                    f"{folder} was created with different {section} settings ({diff}); "
+                    "use a new --out for new settings, or repeat the original ones to resume."
+                )
+        for name, described in settings["tasks"].items():
+            old = manifest.get("tasks", {}).get(name)
+            if old is not None and old != described:
+                diff = _describe_difference(old, described)
+                raise UserError(
+                    f"{folder} holds task {name} made differently ({diff}); use a new --out."
+                )
+
+    def writer(self) -> SampleWriter:
+        return SampleWriter(self.samples_path)
+
+    def write_results(self, results: dict[str, Any]) -> Path:
+        write_json_atomic(self.results_path, results)
+        return self.results_path

@@ -1,0 +1,75 @@
+"""What a benchmark task is: problems, a prompt per problem, and one verifier.
+
+The verifier, `Task.score(response, problem) -> Score`, is the single source of truth for
+correctness: the eval harness calls it and the trainer's reward is it, so the two never disagree.
+
+Example:
+    >>> score = Score(1.0, "answer 42 matches")
+    >>> score.value
+    1.0
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+_THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One benchmark item. `id` is the dataset's own id where it has one, else the row index."""
+
+    id: str
+    question: str
+    answer: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A verifier's verdict: a value in [0, 1] and a short human-readable reason."""
+
+    value: float
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.value <= 1.0:
+            raise ValueError(f"score {self.value} outside [0, 1]")
+
+
+class Task(ABC):
+    """A registry task: subclasses set name, domain and version, and implement three methods."""
+
+    name: str
+    domain: str
+    version: str
+    threshold: float = 1.0  # a sample is `correct` when score >= threshold
+    source: str = ""
+
+    @abstractmethod
+    def load(self) -> list[Problem]:
+        """The task's problems, in a stable order with unique ids."""
+
+    @abstractmethod
+    def prompt(self, problem: Problem) -> str:
+        """The user message sent to the model for this problem."""
+
+    @abstractmethod
+    def score(self, response: str, problem: Problem) -> Score:
+        """Verify a response; must be pure (same inputs, same score)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The fields recorded in a run's manifest to tell whether two runs used the same task."""
+        return {"name": self.name, "domain": self.domain, "version": self.version}
+
+
+def strip_reasoning(response: str) -> str:
+    """Remove `<think>…</think>` traces (and an unterminated trailing one) before extraction."""
+    text = _THINK.sub("", response)
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text
