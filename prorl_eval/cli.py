@@ -215,17 +215,16 @@ def print_results_table(results: dict[str, Any], console: Console) -> None:
     tasks = results["tasks"]
     ks = [str(k) for k in results["ks"]]
     table = Table(title="pass@k (unbiased estimator; 95% bootstrap CI over problems)")
-    table.add_column("task", style="bold")
-    for name in ("problems", "n", "mean score"):
-        table.add_column(name, justify="right")
+    table.add_column("task", style="bold", no_wrap=True)
+    for name in ("problems", "n", "score"):
+        table.add_column(name, justify="right", no_wrap=True)
     for k in ks:
-        table.add_column(f"pass@{k}", justify="right")
+        table.add_column(f"pass@{k}", justify="right", no_wrap=True)
     for name, summary in tasks.items():
-        cells = [
-            f"{summary['pass_at_k'][k]:.3f}\n[dim][{summary['pass_at_k_ci95'][k][0]:.2f}, "
-            f"{summary['pass_at_k_ci95'][k][1]:.2f}][/dim]"
-            for k in ks
-        ]
+        cells = []
+        for k in ks:
+            low, high = summary["pass_at_k_ci95"][k]
+            cells.append(f"{summary['pass_at_k'][k]:.3f}\n[dim]\\[{low:.2f},{high:.2f}][/dim]")
         table.add_row(
             name,
             str(summary["num_problems"]),
@@ -233,6 +232,11 @@ def print_results_table(results: dict[str, Any], console: Console) -> None:
             f"{summary['mean_score']:.3f}",
             *cells,
         )
+    if not console.is_terminal:  # redirected output: widen rather than truncate columns
+        from rich.measure import Measurement
+
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console.width = max(console.width, needed)
     console.print(table)
 
 

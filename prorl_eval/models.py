@@ -90,12 +90,21 @@ def embedded_model_dir(alias: str = DEFAULT_MODEL) -> Path:
 
 def _convert_gguf(gguf: Path, out: Path, alias: str) -> None:
     """De-quantise a GGUF checkpoint into a float32 safetensors folder with its tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    import sys
 
-    hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting the embedded model {alias} once into {out.parent} ...", file=sys.stderr)
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # silence transformers' GGUF de-quantisation bar
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
     config_dict = loaded.config.to_dict()
     config_dict.pop("quantization_config", None)
     config_dict["_name_or_path"] = alias
