@@ -90,12 +90,13 @@ def pass_at_k_command(
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
     from prorl_eval.results import default_ks, parse_ks
 
-    ks = tuple(parse_ks(k)) if k else tuple(default_ks(n))
     if bootstrap <= 0:
         raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
+    ks = tuple(parse_ks(k)) if k else None
     if samples is not None:
-        results = _recompute(samples, list(ks), out, bootstrap)
+        results = _recompute(samples, ks, out, bootstrap)
     else:
+        ks = ks or tuple(default_ks(n))
         results = _generate(
             out=out,
             model=model,
@@ -122,20 +123,28 @@ def pass_at_k_command(
     err_console.print(f"results written to {Path(out) / 'results.json'}")
 
 
-def _recompute(samples: Path, ks: list[int], out: Path, bootstrap: int) -> dict[str, Any]:
+def _recompute(
+    samples: Path, ks: tuple[int, ...] | None, out: Path, bootstrap: int
+) -> dict[str, Any]:
+    """pass@k from an existing samples file; without --k, powers of 2 up to the smallest n."""
+    from collections import Counter
+
     from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
     from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
-    from prorl_eval.results import summarize
+    from prorl_eval.results import default_ks, summarize
     from prorl_eval.schema import read_samples
 
+    folder = ensure_writable_dir(out)
     rows = read_samples(samples)
     if not rows:
         raise UserError(f"{samples} holds no sample rows.")
-    summary = summarize(rows, ks, resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
-    folder = ensure_writable_dir(out)
+    if ks is None:
+        per_problem = Counter((row["task"], row["problem_id"]) for row in rows)
+        ks = tuple(default_ks(min(per_problem.values())))
+    summary = summarize(rows, list(ks), resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
     results = {
         "tasks": summary,
-        "ks": ks,
+        "ks": list(ks),
         "source_samples": str(samples),
         "models": sorted({str(r.get("model", "")) for r in rows}),
         "bootstrap": {"resamples": bootstrap, "seed": DEFAULT_BOOTSTRAP_SEED},

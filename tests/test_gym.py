@@ -1,0 +1,71 @@
+"""Reasoning Gym tasks, scored by the real reasoning-gym scorers."""
+
+from __future__ import annotations
+
+import pytest
+
+from prorl_eval.errors import UserError
+from prorl_eval.tasks.gym import GymConfig, GymTask
+from prorl_eval.tasks.registry import TaskOptions, expand_names, resolve_tasks
+
+
+@pytest.fixture(scope="module")
+def arithmetic():
+    task = GymTask(GymConfig("basic_arithmetic", limit=3, seed=0))
+    return task, task.load()
+
+
+def test_problems_have_stable_ids_and_answers(arithmetic):
+    task, problems = arithmetic
+    assert [p.id for p in problems] == ["0", "1", "2"]
+    bigger = GymTask(GymConfig("basic_arithmetic", limit=6, seed=0)).load()
+    assert [p.question for p in bigger[:3]] == [p.question for p in problems]
+    other_seed = GymTask(GymConfig("basic_arithmetic", limit=3, seed=1)).load()
+    assert [p.question for p in other_seed] != [p.question for p in problems]
+    assert "<answer>" in task.prompt(problems[0])
+    assert problems[0].question in task.prompt(problems[0])
+
+
+@pytest.mark.parametrize(
+    ("template", "expected", "how"),
+    [
+        ("<answer>{a}</answer>", 1.0, "<answer> tag"),
+        ("Let me think.\n<answer> {a} </answer>", 1.0, "<answer> tag"),
+        ("<answer>1</answer> no wait <answer>{a}</answer>", 1.0, "<answer> tag"),
+        ("<answer>{a}</answer> no wait <answer>1</answer>", 0.0, "<answer> tag"),
+        ("<think><answer>1</answer></think><answer>{a}</answer>", 1.0, "<answer> tag"),
+        ("<think>long trace <answer>{a}</answer>", 0.0, "empty"),
+        ("So the result is \\boxed{{{a}}}.", 1.0, "boxed"),
+        ("Working...\nThe answer:\n{a}\n", 1.0, "last line"),
+        ("<answer>wrong</answer>", 0.0, "<answer> tag"),
+        ("", 0.0, "empty"),
+    ],
+)
+def test_answer_extraction_and_scoring(arithmetic, template, expected, how):
+    task, problems = arithmetic
+    problem = problems[0]
+    score = task.score(template.format(a=problem.answer), problem)
+    assert score.value == expected
+    assert how in score.reason
+
+
+def test_partial_credit_comes_from_the_dataset_scorer():
+    task = GymTask(GymConfig("basic_arithmetic", limit=1, seed=0))
+    problem = task.load()[0]
+    dataset_score = task.dataset.score_answer("12", problem.metadata["entry"])
+    assert task.score("<answer>12</answer>", problem).value == dataset_score
+
+
+def test_unknown_dataset_suggests_close_names():
+    with pytest.raises(UserError, match="gym:basic_arithmetic"):
+        GymTask(GymConfig("basic_arithmetc"))
+
+
+def test_registry_resolves_names_and_suites():
+    assert expand_names("gym-default,gym:leg_counting") == [
+        "gym:basic_arithmetic",
+        "gym:leg_counting",
+    ]
+    tasks = resolve_tasks("gym:leg_counting", TaskOptions(limit=2, seed=5))
+    assert tasks[0].name == "gym:leg_counting" and len(tasks[0].load()) == 2
+    assert "seed=5" in tasks[0].version

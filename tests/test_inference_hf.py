@@ -1,0 +1,84 @@
+"""The Hugging Face backend on a tiny random model and on the embedded model."""
+
+from __future__ import annotations
+
+import pytest
+
+from prorl_eval.errors import UserError
+from prorl_eval.inference import GenerationRequest, SamplingConfig, choose_backend, render_prompt
+from prorl_eval.inference.hf import HFGenerator
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return HFGenerator(str(tiny_model_dir), batch_size=64)
+
+
+REQUESTS = [GenerationRequest("What is 2 + 2?", n=3, seed=11), GenerationRequest("Hi", n=2, seed=5)]
+
+
+def test_each_request_gets_its_n_completions(tiny):
+    sampling = SamplingConfig(max_new_tokens=8)
+    out = tiny.generate(REQUESTS, sampling)
+    assert [len(c) for c in out] == [3, 2]
+    for completions in out:
+        for c in completions:
+            assert 1 <= c.num_tokens <= 8
+            assert c.finish_reason in {"stop", "length"}
+            assert c.finish_reason == "stop" or c.num_tokens == 8
+            assert c.prompt_tokens > 0
+
+
+def test_sampling_is_reproducible_and_seed_dependent(tiny):
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    first = tiny.generate(REQUESTS, sampling)
+    again = tiny.generate(REQUESTS, sampling)
+    assert [[c.text for c in cs] for cs in first] == [[c.text for c in cs] for cs in again]
+    other = tiny.generate([GenerationRequest("What is 2 + 2?", n=3, seed=12)], sampling)
+    assert [c.text for c in other[0]] != [c.text for c in first[0]]
+    # A random model at T=1 gives n different samples of one prompt.
+    assert len({c.text for c in first[0]}) > 1
+
+
+def test_greedy_output_does_not_depend_on_batch_packing(tiny_model_dir, tiny):
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=10)
+    packed = tiny.generate(REQUESTS, sampling)
+    one_by_one = HFGenerator(str(tiny_model_dir), batch_size=1).generate(REQUESTS, sampling)
+    assert [[c.text for c in cs] for cs in packed] == [[c.text for c in cs] for cs in one_by_one]
+    assert len({c.text for c in packed[0]}) == 1  # greedy: all n samples are equal
+
+
+def test_batches_split_large_n(tiny_model_dir):
+    gen = HFGenerator(str(tiny_model_dir), batch_size=4)
+    assert gen._batches([GenerationRequest("a", 6, 0), GenerationRequest("b", 3, 0)]) == [
+        [(0, 4)],
+        [(0, 2), (1, 2)],
+        [(1, 1)],
+    ]
+    out = gen.generate([GenerationRequest("a", 6, 0)], SamplingConfig(max_new_tokens=4))
+    assert len(out[0]) == 6
+
+
+def test_prompt_rendering_with_and_without_chat_template(tiny):
+    tok = tiny.tokenizer
+    chat = tok.decode(render_prompt(tok, "Q?", SamplingConfig(system_prompt="Be brief.")))
+    assert "<|im_start|>system\nBe brief.<|im_end|>" in chat
+    assert chat.rstrip().endswith("<|im_start|>assistant")
+    plain = tok.decode(render_prompt(tok, "Q?", SamplingConfig(chat_template=False)))
+    assert plain == "Q?"
+
+
+def test_backend_choice():
+    assert choose_backend("hf") == "hf"
+    assert choose_backend("auto") == "hf"  # no GPU here
+    with pytest.raises(UserError, match="unknown backend"):
+        choose_backend("tgi")
+
+
+def test_embedded_model_answers_with_its_chat_template(embedded_model_path):
+    gen = HFGenerator(str(embedded_model_path))
+    out = gen.generate(
+        [GenerationRequest("What is the capital of France?", n=2, seed=0)],
+        SamplingConfig(temperature=0.0, max_new_tokens=24),
+    )
+    assert "Paris" in out[0][0].text
