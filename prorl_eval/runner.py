@@ -173,7 +173,7 @@ def _generate_and_score(
     progress: Any,
 ) -> None:
     total = sum(len(item.missing) for item in work)
-    sequences_per_call = config.batch_size if backend == "hf" else max(256, config.batch_size)
+    sequences_per_call = config.batch_size if backend == "hf" else max(512, config.batch_size)
     if progress:
         progress(0, total, "generating")
     with store.writer() as writer:
