@@ -5,7 +5,7 @@ setup:
 	scripts/setup.sh
 
 demo: setup
-	.venv/bin/prorl-eval pass-at-k --out runs/demo --limit 8 --n 8 --max-new-tokens 192
+	.venv/bin/prorl-eval pass-at-k --out runs/demo --limit 5 --n 8 --max-new-tokens 128
 
 test: setup
 	.venv/bin/python -m pytest

@@ -62,8 +62,9 @@ def test_unknown_dataset_suggests_close_names():
 
 
 def test_registry_resolves_names_and_suites():
-    assert expand_names("gym-default,gym:leg_counting") == [
+    assert expand_names("gym-default,gym:leg_counting,gym:basic_arithmetic") == [
         "gym:basic_arithmetic",
+        "gym:spell_backward",
         "gym:leg_counting",
     ]
     tasks = resolve_tasks("gym:leg_counting", TaskOptions(limit=2, seed=5))

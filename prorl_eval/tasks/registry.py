@@ -19,7 +19,7 @@ from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Task
 from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask, gym_dataset_names
 
-DEFAULT_TASKS = "gym:basic_arithmetic,gym:leg_counting"
+DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
 
 @dataclass(frozen=True)
