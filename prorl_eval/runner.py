@@ -223,6 +223,7 @@ def _score_rows(config, model, backend, item, request, completions) -> list[Samp
                 prompt_tokens=completion.prompt_tokens,
                 finish_reason=completion.finish_reason,
                 task_version=item.task.version,
+                extra=score.extra,
             )
         )
     return rows
@@ -238,13 +239,15 @@ def finish_run(config, model, backend, tasks, store, timing) -> dict[str, Any]:
         for row in read_samples(store.samples_path)
         if (row["task"], row["problem_id"]) in wanted and sample_key(row)[2] < config.n
     ]
+    summaries = summarize(
+        rows, list(config.ks), resamples=config.bootstrap_resamples, seed=config.bootstrap_seed
+    )
+    for task in tasks:
+        if task.name in summaries:
+            task_rows = [row for row in rows if row["task"] == task.name]
+            summaries[task.name].update(task.summary_metrics(task_rows))
     results = {
-        "tasks": summarize(
-            rows,
-            list(config.ks),
-            resamples=config.bootstrap_resamples,
-            seed=config.bootstrap_seed,
-        ),
+        "tasks": summaries,
         "model": model.name,
         "model_revision": model.revision,
         "backend": backend,

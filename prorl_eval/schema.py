@@ -49,6 +49,7 @@ class SampleRow:
     prompt_tokens: int = 0
     finish_reason: str = ""
     task_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

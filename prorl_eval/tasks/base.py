@@ -31,10 +31,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class Score:
-    """A verifier's verdict: a value in [0, 1] and a short human-readable reason."""
+    """A verifier's verdict: a value in [0, 1], a short human-readable reason, and optional
+    structured details (`extra`, e.g. IFEval's per-instruction results) copied into the row."""
 
     value: float
     reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.value <= 1.0:
@@ -61,6 +63,13 @@ class Task(ABC):
     @abstractmethod
     def score(self, response: str, problem: Problem) -> Score:
         """Verify a response; must be pure (same inputs, same score)."""
+
+    def summary_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Task-specific metrics added to this task's entry in results.json (default: none).
+
+        `rows` are the task's sample rows (with `score`, `correct`, `extra`, ...).
+        """
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """The fields recorded in a run's manifest to tell whether two runs used the same task."""

@@ -24,10 +24,12 @@ DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """Loading options shared by every family: how many problems, and the data seed."""
+    """Loading options shared by every task: how many problems, the data seed, and where offline
+    copies of benchmark data live (`--data-dir` or `$PRORL_DATA_DIR`; None means the hub)."""
 
     limit: int | None = None
     seed: int = 0
+    data_dir: str | None = None
 
     def validate(self) -> None:
         if self.limit is not None and self.limit <= 0:
