@@ -62,7 +62,16 @@ def pass_at_k_command(
     limit: Annotated[
         int | None, typer.Option(help="Problems per task (Reasoning Gym default: 50).")
     ] = None,
-    data_seed: Annotated[int, typer.Option(help="Seed that generates procedural problems.")] = 0,
+    data_seed: Annotated[
+        int, typer.Option(help="Seed for procedural problems and choice shuffling.")
+    ] = 0,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(help="Offline benchmark copies (like shared/data); default $PRORL_DATA_DIR."),
+    ] = None,
+    score_workers: Annotated[
+        int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
+    ] = None,
     backend: Annotated[
         str, typer.Option(help="auto (vLLM if importable with a GPU), hf, vllm.")
     ] = ("auto"),
@@ -89,6 +98,8 @@ def pass_at_k_command(
 ) -> None:
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
     from prorl_eval.results import default_ks, parse_ks
+    from prorl_eval.scoring import default_workers
+    from prorl_eval.tasks.registry import data_dir_from
 
     if bootstrap <= 0:
         raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
@@ -105,6 +116,8 @@ def pass_at_k_command(
             ks=ks,
             limit=limit,
             data_seed=data_seed,
+            data_dir=data_dir_from(data_dir),
+            score_workers=default_workers() if score_workers is None else score_workers,
             backend=backend,
             sampling=dict(
                 temperature=temperature,
@@ -174,6 +187,8 @@ def _generate(*, sampling: dict[str, Any], **options: Any) -> dict[str, Any]:
         ks=options["ks"],
         limit=options["limit"],
         data_seed=options["data_seed"],
+        data_dir=options["data_dir"],
+        score_workers=options["score_workers"],
         backend=options["backend"],
         sampling=SamplingConfig(**sampling),
         batch_size=options["batch_size"],
@@ -206,17 +221,70 @@ def _generate(*, sampling: dict[str, Any], **options: Any) -> dict[str, Any]:
 
 @app.command("tasks")
 def tasks_command() -> None:
-    """List every registry task with its domain, verifier and data source."""
-    from prorl_eval.tasks.registry import SUITES, list_task_names
+    """List every registry task with its domain, size, verifier and data source, and the suites."""
+    from prorl_eval.tasks.registry import FAMILIES, catalogue, suites
 
     table = Table(title="prorl-eval tasks")
-    for name in ("task", "domain", "verifier", "source"):
-        table.add_column(name)
-    for name in list_task_names():
-        table.add_row(name, "logic", "reasoning-gym score_answer", "reasoning-gym (offline)")
+    for name in ("task", "domain", "size", "verifier", "source"):
+        table.add_column(name, overflow="fold")
+    for entry in catalogue():
+        table.add_row(entry.name, entry.domain, entry.size, entry.verifier, entry.source)
     out_console.print(table)
-    for suite, members in SUITES.items():
-        out_console.print(f"suite [bold]{suite}[/]: {', '.join(members)}")
+    for family in FAMILIES.values():
+        out_console.print(f"family [bold]{family.prefix}:[/]  {family.usage}")
+    for suite, members in suites().items():
+        shown = ", ".join(members[:6]) + (
+            f", ... ({len(members)} tasks)" if len(members) > 6 else ""
+        )
+        out_console.print(f"suite [bold]{suite}[/]: {shown}")
+
+
+@app.command("score")
+def score_command(
+    samples: Annotated[Path, typer.Option(help="JSONL rows with task, problem_id, response.")],
+    out: Annotated[Path, typer.Option(help="Where to write the re-scored rows (JSONL).")],
+    data_dir: Annotated[
+        str | None,
+        typer.Option(help="Offline benchmark copies (like shared/data); default $PRORL_DATA_DIR."),
+    ] = None,
+    data_seed: Annotated[
+        int, typer.Option(help="Seed the samples' procedural problems were made with.")
+    ] = 0,
+    workers: Annotated[
+        int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Re-score samples with the registry's verifiers (keeps every other field of each row)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from prorl_eval.rescore import rescore_file
+    from prorl_eval.scoring import default_workers
+    from prorl_eval.tasks.registry import data_dir_from
+
+    with Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err_console
+    ) as bar:
+        task_id = bar.add_task("scoring", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total)
+
+        summary = rescore_file(
+            samples,
+            out,
+            data_dir=data_dir_from(data_dir),
+            seed=data_seed,
+            workers=default_workers() if workers is None else workers,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    table = Table(title=f"re-scored {samples} -> {out}")
+    for name in ("task", "rows", "mean score"):
+        table.add_column(name)
+    for name, info in summary.items():
+        table.add_row(name, str(info["rows"]), f"{info['mean_score']:.3f}")
+    out_console.print(table)
 
 
 def print_results_table(results: dict[str, Any], console: Console) -> None:

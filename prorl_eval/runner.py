@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED
 from prorl_eval.results import summarize
 from prorl_eval.runstore import RunStore
 from prorl_eval.schema import SampleRow, sample_key
+from prorl_eval.scoring import ScoreJob, Scorer
 from prorl_eval.tasks.base import Problem, Task
 from prorl_eval.tasks.registry import DEFAULT_TASKS, TaskOptions, resolve_tasks
 
@@ -49,6 +51,8 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 2, 4, 8, 16)
     limit: int | None = None
     data_seed: int = 0
+    data_dir: str | None = None
+    score_workers: int = 0
     backend: str = "auto"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     batch_size: int = 64
@@ -146,18 +150,29 @@ def run_pass_at_k(
     `progress` is an optional callable `(advance: int, total: int, description: str)`.
     """
     config.validate()
-    tasks = resolve_tasks(config.tasks, TaskOptions(limit=config.limit, seed=config.data_seed))
+    options = TaskOptions(limit=config.limit, seed=config.data_seed, data_dir=config.data_dir)
+    tasks = resolve_tasks(config.tasks, options)
     model = resolve_model(config.model, materialize=False)
     backend = resolve_backend(config.backend)
     store = RunStore.open(config.out, _settings(config, model, tasks))
     work = plan_work(tasks, config.n, store.done)
-    timing = {"generate_s": 0.0, "score_s": 0.0}
+    # generate_s: inside generate calls; score_submit_s: scoring time spent blocking generation
+    # (in-process scoring); score_wait_s: time spent waiting for pool results after generating.
+    timing = {"generate_s": 0.0, "score_submit_s": 0.0, "score_wait_s": 0.0}
     if work:
         factory = generator_factory or default_generator_factory(config)
         generator = factory(backend, model)
+        scorer = Scorer(
+            {task.name: options for task in tasks},
+            workers=config.score_workers,
+            tasks={task.name: task for task in tasks},
+        )
         try:
-            _generate_and_score(config, model, backend, generator, store, work, timing, progress)
+            _generate_and_score(
+                config, model, backend, generator, scorer, store, work, timing, progress
+            )
         finally:
+            scorer.close()
             generator.close()
     return finish_run(config, model, backend, tasks, store, timing)
 
@@ -167,15 +182,33 @@ def _generate_and_score(
     model: ModelRef,
     backend: str,
     generator: Generator,
+    scorer: Scorer,
     store: RunStore,
     work: list[WorkItem],
     timing: dict[str, float],
     progress: Any,
 ) -> None:
+    """Generate chunk after chunk; each chunk is scored (in the scorer's pool when it has one)
+    while the next one generates, and its rows are appended as soon as its scores are in."""
     total = sum(len(item.missing) for item in work)
     sequences_per_call = config.batch_size if backend == "hf" else max(512, config.batch_size)
     if progress:
         progress(0, total, "generating")
+    pending: deque[tuple[list[WorkItem], list[GenerationRequest], list[Any], Any]] = deque()
+
+    def flush(block: bool) -> None:
+        while pending and (block or pending[0][3].done()):
+            chunk, requests, outputs, future = pending.popleft()
+            started = time.perf_counter()
+            scores = iter(future.result())
+            timing["score_wait_s"] += time.perf_counter() - started
+            rows = []
+            for item, request, completions in zip(chunk, requests, outputs, strict=True):
+                rows.extend(_rows(config, model, backend, item, request, completions, scores))
+            writer.write(rows)
+            if progress:
+                progress(len(rows), total, chunk[-1].task.name)
+
     with store.writer() as writer:
         for chunk in chunk_work(work, sequences_per_call):
             requests = [
@@ -191,20 +224,22 @@ def _generate_and_score(
             started = time.perf_counter()
             outputs = generator.generate(requests, config.sampling)
             timing["generate_s"] += time.perf_counter() - started
+            jobs = [
+                ScoreJob(item.task.name, item.problem.id, completion.text)
+                for item, completions in zip(chunk, outputs, strict=True)
+                for completion in completions
+            ]
             started = time.perf_counter()
-            rows = []
-            for item, request, completions in zip(chunk, requests, outputs, strict=True):
-                rows.extend(_score_rows(config, model, backend, item, request, completions))
-            timing["score_s"] += time.perf_counter() - started
-            writer.write(rows)
-            if progress:
-                progress(len(rows), total, chunk[-1].task.name)
+            pending.append((chunk, requests, outputs, scorer.submit(jobs)))
+            timing["score_submit_s"] += time.perf_counter() - started
+            flush(block=len(pending) > 2)
+        flush(block=True)
 
 
-def _score_rows(config, model, backend, item, request, completions) -> list[SampleRow]:
+def _rows(config, model, backend, item, request, completions, scores) -> list[SampleRow]:
     rows = []
     for sample_idx, completion in zip(item.missing, completions, strict=True):
-        score = item.task.score(completion.text, item.problem)
+        score = next(scores)
         rows.append(
             SampleRow(
                 task=item.task.name,

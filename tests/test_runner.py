@@ -168,3 +168,22 @@ def test_bad_configs_fail_before_any_work(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         run_pass_at_k(_config(tmp_path / "run", **overrides), generator_factory=None)
     assert not (tmp_path / "run" / "samples.jsonl").exists()
+
+
+def test_scoring_in_worker_processes_gives_the_same_rows(tmp_path):
+    answers = _answers(5)
+    run_pass_at_k(
+        _config(tmp_path / "local"), generator_factory=_factory(ScriptedGenerator(answers))
+    )
+    run_pass_at_k(
+        _config(tmp_path / "pool", score_workers=2),
+        generator_factory=_factory(ScriptedGenerator(answers)),
+    )
+
+    def keyed(folder):
+        return {
+            (r["task"], r["problem_id"], r["sample_idx"]): (r["score"], r["reason"], r["response"])
+            for r in read_samples(folder / "samples.jsonl")
+        }
+
+    assert keyed(tmp_path / "pool") == keyed(tmp_path / "local")

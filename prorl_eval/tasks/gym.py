@@ -5,6 +5,11 @@ and RL runs see the same puzzles), asks for the answer inside `<answer></answer>
 with the dataset's own `score_answer` (a value in [0, 1]; partial credit where the dataset
 gives it).
 
+Five datasets (graph_color, propositional_logic, rubiks_cube, boxnet, rush_hour) have no single
+answer: their scorer checks a response for validity, so their own `answer` (None) scores 0. For the
+first three the example solution in the entry's metadata is the reference answer (it scores 1.0);
+boxnet and rush_hour have none (`Problem.answer` is None) and are scored by validity alone.
+
 Answer extraction, in order: the last `<answer>…</answer>` block, else the last `\\boxed{…}`, else
 the last non-empty line of the response; the reason says which one was used.
 
@@ -15,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,11 +37,47 @@ ANSWER_INSTRUCTION = (
 _ANSWER = re.compile(r"<answer>\s?(.*?)\s?</answer>", flags=re.DOTALL)
 
 
+# Datasets whose entries carry no single answer (`answer` is None): their `score_answer` checks a
+# response for validity (a legal colouring, a solving move sequence, ...), so scoring model output
+# works, but the entry's own answer scores 0. Three ship an example solution in their metadata,
+# which we use as the reference answer; boxnet and rush_hour have none.
+REFERENCE_IN_METADATA = {
+    "graph_color": "possible_answer",
+    "propositional_logic": "example_answer",
+    "rubiks_cube": "example_correct_answer",
+}
+NO_REFERENCE_ANSWER = ("boxnet", "rush_hour")
+# Needs a list of member datasets to be useful; mixes are offered as suites instead.
+_EXCLUDED = ("composite",)
+
+
 def gym_dataset_names() -> list[str]:
-    """Every dataset name Reasoning Gym registers."""
+    """Every Reasoning Gym dataset usable as a task by name."""
     from reasoning_gym.factory import DATASETS
 
-    return sorted(DATASETS)
+    return sorted(name for name in DATASETS if name not in _EXCLUDED)
+
+
+def gym_categories() -> dict[str, list[str]]:
+    """Reasoning Gym's own grouping of its datasets (arithmetic, algorithmic, games, ...)."""
+    from reasoning_gym.factory import DATASETS
+
+    groups: dict[str, list[str]] = {}
+    for name in gym_dataset_names():
+        category = DATASETS[name][0].__module__.split(".")[1]
+        groups.setdefault(category, []).append(name)
+    return groups
+
+
+def reference_answer(dataset: str, entry: dict[str, Any]) -> str | None:
+    """The answer to show as gold: the entry's own, else the example solution in its metadata."""
+    if entry.get("answer") is not None:
+        return str(entry["answer"])
+    key = REFERENCE_IN_METADATA.get(dataset)
+    if key is None or entry.get("metadata", {}).get(key) is None:
+        return None
+    value = entry["metadata"][key]
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -122,7 +164,7 @@ class GymTask(Task):
                 Problem(
                     id=str(index),
                     question=entry["question"],
-                    answer=entry["answer"],
+                    answer=reference_answer(self.config.dataset, entry),
                     metadata={"entry": entry},
                 )
             )

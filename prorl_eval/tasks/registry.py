@@ -1,8 +1,14 @@
 """The task registry: task names on the command line → Task objects.
 
-The registry is an explicit table, not an import side effect. A name is either a family prefix and
-an argument (`gym:basic_arithmetic`) or a suite that expands to several names. Families take the
-shared loading options (`limit`, `seed`) from `TaskOptions`.
+The registry is explicit tables, not an import side effect:
+
+- `named_tasks()` — fixed benchmarks by stable name (`aime24`, `humaneval`, `ifeval`, ...);
+- `FAMILIES` — a prefix and an argument: `gym:<dataset>`, `code:<hub id or file>`,
+  `custom:<file or hub id>?...`;
+- `SUITES` — names that expand to several tasks (`math`, `code`, `logic`, `prorl-paper`, ...).
+
+Every builder receives the shared loading options (`TaskOptions`). Family modules are imported only
+when one of their tasks is built, so `import prorl_eval` stays light.
 
 Example:
     >>> tasks = resolve_tasks("gym:basic_arithmetic", TaskOptions(limit=3))  # doctest: +SKIP
@@ -12,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Task
-from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask, gym_dataset_names
 
 DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
@@ -34,37 +41,112 @@ class TaskOptions:
     def validate(self) -> None:
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"--limit must be a positive number of problems (got {self.limit}).")
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise UserError(
+                f"data directory {self.data_dir} does not exist; pass --data-dir (or set "
+                "PRORL_DATA_DIR) to a folder laid out like shared/data (math/, ifeval/, ...)."
+            )
+
+
+def data_dir_from(option: str | None) -> str | None:
+    """`--data-dir` if given, else `$PRORL_DATA_DIR`, else None (load from the hub)."""
+    return option or os.environ.get("PRORL_DATA_DIR") or None
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One catalogue line of `prorl-eval tasks`, with the builder of the task it describes."""
+
+    name: str
+    domain: str
+    verifier: str
+    source: str
+    size: str
+    build: Callable[[TaskOptions], Task]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A `prefix:<argument>` task family."""
+
+    prefix: str
+    domain: str
+    verifier: str
+    usage: str
+    build: Callable[[str, TaskOptions], Task]
 
 
 def _gym(argument: str, options: TaskOptions) -> Task:
+    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask
+
     limit = options.limit if options.limit is not None else DEFAULT_GYM_LIMIT
     return GymTask(GymConfig(dataset=argument, limit=limit, seed=options.seed))
 
 
-# family prefix -> builder(argument after the colon, options)
-FAMILIES: dict[str, Callable[[str, TaskOptions], Task]] = {
-    "gym": _gym,
+FAMILIES: dict[str, Family] = {
+    "gym": Family(
+        "gym", "logic", "reasoning-gym score_answer", "gym:<dataset> (see the list)", _gym
+    ),
 }
 
-# suite name -> the task names it expands to
-SUITES: dict[str, tuple[str, ...]] = {
-    "gym-default": tuple(DEFAULT_TASKS.split(",")),
-}
+
+def named_tasks() -> dict[str, TaskEntry]:
+    """Fixed benchmarks by stable name (scripts depend on these names)."""
+    return {}
+
+
+def _gym_suites() -> dict[str, tuple[str, ...]]:
+    from prorl_eval.tasks.gym import gym_categories
+
+    groups = gym_categories()
+    suites = {
+        f"gym-{category}": tuple(f"gym:{n}" for n in names) for category, names in groups.items()
+    }
+    suites["logic"] = tuple(f"gym:{n}" for names in groups.values() for n in names)
+    return suites
+
+
+def suites() -> dict[str, tuple[str, ...]]:
+    """Suite name → the task names it expands to."""
+    table: dict[str, tuple[str, ...]] = {"gym-default": tuple(DEFAULT_TASKS.split(","))}
+    table.update(_gym_suites())
+    return table
+
+
+def catalogue() -> list[TaskEntry]:
+    """Every concrete task, for `prorl-eval tasks`."""
+    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, gym_dataset_names
+
+    entries = list(named_tasks().values())
+    gym = FAMILIES["gym"]
+    for dataset in gym_dataset_names():
+        entries.append(
+            TaskEntry(
+                f"gym:{dataset}",
+                gym.domain,
+                gym.verifier,
+                "reasoning-gym (generated offline)",
+                f"--limit (default {DEFAULT_GYM_LIMIT})",
+                lambda options, d=dataset: _gym(d, options),
+            )
+        )
+    return entries
 
 
 def list_task_names() -> list[str]:
-    """Every concrete task name the registry can build."""
-    return [f"gym:{name}" for name in gym_dataset_names()]
+    """Every concrete task name the registry lists."""
+    return [entry.name for entry in catalogue()]
 
 
 def expand_names(spec: str) -> list[str]:
     """Split a comma-separated `--tasks` value and expand suites (order kept, repeats dropped)."""
+    table = suites()
     names: list[str] = []
     for raw in spec.split(","):
         name = raw.strip()
         if not name:
             continue
-        for item in SUITES.get(name, (name,)):
+        for item in table.get(name, (name,)):
             if item not in names:
                 names.append(item)
     if not names:
@@ -74,11 +156,20 @@ def expand_names(spec: str) -> list[str]:
 
 def build_task(name: str, options: TaskOptions) -> Task:
     """Build one task by name; an unknown name is a UserError listing what exists."""
+    named = named_tasks()
+    if name in named:
+        return named[name].build(options)
     family, sep, argument = name.partition(":")
-    if not sep or family not in FAMILIES or not argument:
-        known = ", ".join(f"{f}:<name>" for f in FAMILIES) + ", " + ", ".join(SUITES)
-        raise UserError(f"unknown task '{name}'; known tasks: {known} (see `prorl-eval tasks`).")
-    return FAMILIES[family](argument, options)
+    if sep and family in FAMILIES and argument:
+        return FAMILIES[family].build(argument, options)
+    import difflib
+
+    known = [*named, *suites(), *(f"{f}:" for f in FAMILIES)]
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UserError(
+        f"unknown task '{name}'.{hint} Run `prorl-eval tasks` to list tasks and suites."
+    )
 
 
 def resolve_tasks(spec: str, options: TaskOptions) -> list[Task]:

@@ -1,0 +1,122 @@
+"""Re-score existing samples with the registry's verifiers (`prorl-eval score`).
+
+Needed when a verifier improves, and to score responses produced elsewhere. Input rows need `task`,
+`problem_id` and `response`; every other field is kept, and `score`, `correct`, `threshold`,
+`reason` and `extra` are set. Work is spread over worker processes; the output is written to a
+temporary file and renamed into place, so an interrupted run leaves no partial output.
+
+Example:
+    >>> rescore_file("in.jsonl", "out.jsonl", data_dir="shared/data")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+from prorl_eval.scoring import ScoreJob, Scorer
+from prorl_eval.tasks.registry import TaskOptions
+
+NEEDED = ("task", "problem_id", "response")
+
+
+def read_rows_to_score(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file that each have task, problem_id and response (else a UserError)."""
+    if not path.is_file():
+        raise UserError(f"samples file {path} does not exist.")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
+            missing = [f for f in NEEDED if not isinstance(row, dict) or f not in row]
+            if missing:
+                raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}.")
+            row["problem_id"] = str(row["problem_id"])
+            rows.append(row)
+    if not rows:
+        raise UserError(f"{path} holds no rows to score.")
+    return rows
+
+
+def task_specs(
+    rows: list[dict[str, Any]], *, seed: int, data_dir: str | None
+) -> dict[str, TaskOptions]:
+    """Loading options per task. Procedural (gym) tasks are generated up to the largest id seen."""
+    specs = {}
+    for name in sorted({row["task"] for row in rows}):
+        limit = None
+        if name.startswith("gym:"):
+            ids = [row["problem_id"] for row in rows if row["task"] == name]
+            if not all(i.isdigit() for i in ids):
+                raise UserError(f"{name} problem ids must be row indices (got e.g. '{ids[0]}').")
+            limit = max(int(i) for i in ids) + 1
+        specs[name] = TaskOptions(limit=limit, seed=seed, data_dir=data_dir)
+        specs[name].validate()
+    return specs
+
+
+def rescore_file(
+    source: str | Path,
+    target: str | Path,
+    *,
+    data_dir: str | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every row of `source` and write them to `target`; returns per-task mean scores."""
+    source, target = Path(source), Path(target)
+    if source.resolve() == target.resolve():
+        raise UserError("--out must differ from --samples; the input is never overwritten.")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; choose another --out or pass --overwrite.")
+    rows = read_rows_to_score(source)
+    specs = task_specs(rows, seed=seed, data_dir=data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Scorer(specs, workers=workers) as scorer:
+        thresholds = {
+            name: scorer.local.problem(name, _first_id(rows, name))[0].threshold for name in specs
+        }
+        scores = _score_in_chunks(scorer, rows, progress)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row, score in zip(rows, scores, strict=True):
+            threshold = thresholds[row["task"]]
+            row.update(
+                score=score.value,
+                correct=score.value >= threshold,
+                threshold=threshold,
+                reason=score.reason,
+                extra=score.extra,
+            )
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, target)
+    means: dict[str, list[float]] = {}
+    for row in rows:
+        means.setdefault(row["task"], []).append(row["score"])
+    return {name: {"rows": len(v), "mean_score": sum(v) / len(v)} for name, v in means.items()}
+
+
+def _first_id(rows: list[dict[str, Any]], task: str) -> str:
+    return next(row["problem_id"] for row in rows if row["task"] == task)
+
+
+def _score_in_chunks(scorer: Scorer, rows: list[dict[str, Any]], progress: Any) -> list[Any]:
+    jobs = [ScoreJob(row["task"], row["problem_id"], str(row["response"])) for row in rows]
+    scores: list[Any] = []
+    step = 256
+    for start in range(0, len(jobs), step):
+        scores.extend(scorer.score(jobs[start : start + step]))
+        if progress:
+            progress(len(scores), len(jobs))
+    return scores
