@@ -1,0 +1,128 @@
+"""Samples → per-problem success counts, the input every reasoning-boundary analysis starts from.
+
+What
+----
+An analysis never looks at responses, only at how many samples each problem got (``n``) and how
+many of them were correct (``c``). :func:`problem_counts` turns a samples frame (as returned by
+:func:`prorl_eval.load_samples`) into one row per (task, problem_id) with ``n``, ``c`` and the mean
+verifier score. :func:`load_counts` does the same from a run folder or a samples JSONL file, and
+:func:`run_labels` names runs for tables and legends.
+
+Why
+---
+Counting once, up front, keeps the analyses pure: they take a small frame of integers and never do
+I/O, so they are cheap to test against hand-computed numbers.
+
+Example:
+    >>> import pandas as pd
+    >>> samples = pd.DataFrame({"task": ["t"] * 3, "problem_id": ["0", "0", "1"],
+    ...                         "sample_idx": [0, 1, 0], "correct": [True, False, False],
+    ...                         "score": [1.0, 0.0, 0.0]})
+    >>> problem_counts(samples)[["task", "problem_id", "n", "c"]].values.tolist()
+    [['t', '0', 2, 1], ['t', '1', 1, 0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+
+COUNT_COLUMNS = ("task", "problem_id", "n", "c", "mean_score")
+
+
+def problem_counts(samples: Any) -> Any:
+    """One row per (task, problem_id): ``n`` samples, ``c`` correct ones, ``mean_score``.
+
+    Args:
+        samples: DataFrame with at least ``task``, ``problem_id`` and ``correct`` (``score`` is
+            optional; without it ``mean_score`` is the fraction correct).
+
+    Returns:
+        DataFrame with columns :data:`COUNT_COLUMNS`, sorted by task then problem_id.
+    """
+    import pandas as pd
+
+    missing = [col for col in ("task", "problem_id", "correct") if col not in samples.columns]
+    if missing:
+        raise ValueError(f"samples frame lacks column(s) {', '.join(missing)}")
+    frame = pd.DataFrame(
+        {
+            "task": samples["task"].astype(str),
+            "problem_id": samples["problem_id"].astype(str),
+            "correct": samples["correct"].astype(bool).astype("int64"),
+            "score": samples["score"] if "score" in samples.columns else samples["correct"],
+        }
+    )
+    grouped = frame.groupby(["task", "problem_id"], sort=True)
+    out = grouped.agg(
+        n=("correct", "size"), c=("correct", "sum"), mean_score=("score", "mean")
+    ).reset_index()
+    out["n"] = out["n"].astype("int64")
+    out["c"] = out["c"].astype("int64")
+    out["mean_score"] = out["mean_score"].astype(float)
+    return out[list(COUNT_COLUMNS)]
+
+
+def load_counts(path: str | Path) -> Any:
+    """Per-problem counts of a run folder (its samples.jsonl) or a samples JSONL file.
+
+    Raises:
+        UserError: the path does not exist, holds no rows, or mixes samples of several models
+            (pass@k of a mixture measures no model).
+    """
+    from prorl_eval.results import load_samples
+
+    samples = load_samples(path)
+    if samples.empty:
+        raise UserError(f"{path} holds no sample rows; pass a run folder or a samples JSONL file.")
+    if "model" in samples.columns:
+        models = sorted({str(m) for m in samples["model"].dropna() if str(m)})
+        if len(models) > 1:
+            raise UserError(
+                f"{path} mixes samples of {len(models)} models ({', '.join(models)}); "
+                "split it into one file per model."
+            )
+    return problem_counts(samples)
+
+
+def default_label(path: str | Path) -> str:
+    """A run's display name: the folder's name, or the file's stem (its folder's name for a run
+    folder's samples.jsonl)."""
+    path = Path(path)
+    if path.is_dir():
+        return path.resolve().name or str(path)
+    if path.name == "samples.jsonl" and path.parent.name:
+        return path.resolve().parent.name
+    return path.stem or str(path)
+
+
+def run_labels(
+    paths: Sequence[str | Path], labels: str | None, option: str = "--labels"
+) -> list[str]:
+    """Labels for ``paths``: the comma-separated ``labels`` if given, else :func:`default_label`.
+
+    Default labels that collide get ``#2``, ``#3`` suffixes; explicit labels must be distinct and
+    as many as the paths.
+    """
+    if labels is not None:
+        names = [part.strip() for part in labels.split(",")]
+        if len(names) != len(paths) or not all(names):
+            raise UserError(
+                f"{option} has {len(names)} label(s) for {len(paths)} run(s); "
+                "give one non-empty comma-separated label per run, in order."
+            )
+        if len(set(names)) != len(names):
+            raise UserError(f"{option} repeats a label ({labels}); give each run its own label.")
+        return names
+    names: list[str] = []
+    for path in paths:
+        name = base = default_label(path)
+        copy = 2
+        while name in names:
+            name = f"{base}#{copy}"
+            copy += 1
+        names.append(name)
+    return names
