@@ -226,10 +226,10 @@ def tasks_command() -> None:
 
     table = Table(title="prorl-eval tasks")
     for name in ("task", "domain", "size", "verifier", "source"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name)
     for entry in catalogue():
         table.add_row(entry.name, entry.domain, entry.size, entry.verifier, entry.source)
-    out_console.print(table)
+    print_table(table, out_console)
     for family in FAMILIES.values():
         out_console.print(f"family [bold]{family.prefix}:[/]  {family.usage}")
     for suite, members in suites().items():
@@ -309,12 +309,29 @@ def print_results_table(results: dict[str, Any], console: Console) -> None:
             f"{summary['mean_score']:.3f}",
             *cells,
         )
-    if not console.is_terminal:  # redirected output: widen rather than truncate columns
+    print_table(table, console)
+
+
+def print_table(table: Table, console: Console) -> None:
+    """Print a table; when output is redirected, widen the console rather than wrap columns."""
+    if not console.is_terminal:
         from rich.measure import Measurement
 
         needed = Measurement.get(console, console.options.update_width(1000), table).maximum
         console.width = max(console.width, needed)
     console.print(table)
+
+
+def _attach_analysis_commands() -> None:
+    """The analysis commands live in prorl_eval.analysis; their heavy imports stay lazy."""
+    from prorl_eval.analysis.commands import boundary_command, correlate_command, curves_command
+
+    app.command("curves")(curves_command)
+    app.command("boundary")(boundary_command)
+    app.command("correlate")(correlate_command)
+
+
+_attach_analysis_commands()
 
 
 class RunInterrupted(Exception):

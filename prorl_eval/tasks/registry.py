@@ -83,16 +83,66 @@ def _gym(argument: str, options: TaskOptions) -> Task:
     return GymTask(GymConfig(dataset=argument, limit=limit, seed=options.seed))
 
 
+def _custom(argument: str, options: TaskOptions) -> Task:
+    from prorl_eval.tasks.custom import build_custom_task
+
+    return build_custom_task(argument, options)
+
+
 FAMILIES: dict[str, Family] = {
     "gym": Family(
         "gym", "logic", "reasoning-gym score_answer", "gym:<dataset> (see the list)", _gym
     ),
+    "custom": Family(
+        "custom",
+        "custom",
+        "exact | contains | regex | math | multiple_choice",
+        "custom:<file.jsonl|.csv or hub id>?prompt=<col>&answer=<col>&verifier=<name>[&id=<col>]",
+        _custom,
+    ),
+}
+
+# Sizes of the fixed benchmarks (problems in the standard release).
+_SIZES = {
+    "aime24": "30",
+    "aime25": "30",
+    "amc23": "40",
+    "math500": "500",
+    "minerva": "272",
+    "olympiadbench": "675",
+    "gpqa_diamond": "198",
+    "ifeval": "541",
 }
 
 
 def named_tasks() -> dict[str, TaskEntry]:
     """Fixed benchmarks by stable name (scripts depend on these names)."""
-    return {}
+    from prorl_eval.tasks import ifeval, math, stem
+
+    entries: dict[str, TaskEntry] = {}
+    for name, spec in math.MATH_TASKS.items():
+        entries[name] = TaskEntry(
+            name,
+            "math",
+            "math-verify",
+            f"hub {spec.hub_id} or <data_dir>/math/{spec.local_file}",
+            _SIZES.get(name, "?"),
+            lambda options, n=name: math.build_math_task(n, options),
+        )
+    for table, build in (
+        (stem.STEM_TASKS, lambda n: lambda options: stem.build_stem_task(n, options)),
+        (ifeval.IFEVAL_TASKS, lambda n: lambda options: ifeval.build_ifeval_task(options)),
+    ):
+        for name, info in table.items():
+            entries[name] = TaskEntry(
+                name,
+                info["domain"],
+                info["verifier"],
+                info["source"],
+                _SIZES.get(name, "?"),
+                build(name),
+            )
+    return entries
 
 
 def _gym_suites() -> dict[str, tuple[str, ...]]:
@@ -108,8 +158,14 @@ def _gym_suites() -> dict[str, tuple[str, ...]]:
 
 def suites() -> dict[str, tuple[str, ...]]:
     """Suite name → the task names it expands to."""
+    from prorl_eval.tasks import math, stem
+
     table: dict[str, tuple[str, ...]] = {"gym-default": tuple(DEFAULT_TASKS.split(","))}
+    table["math"] = tuple(math.MATH_TASKS)
+    table["stem"] = tuple(stem.STEM_TASKS)
+    table["ifeval"] = ("ifeval",)
     table.update(_gym_suites())
+    table["prorl-paper"] = (*table["math"], *table["stem"], "ifeval", *table["logic"])
     return table
 
 
