@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,9 @@ class ScriptedGenerator:
     @property
     def generated(self) -> int:
         return sum(r.n for call in self.calls for r in call)
+
+
+def shared_data_dir() -> Path:
+    """The offline benchmark copies: $PRORL_DATA_DIR, else ../shared/data beside the checkout."""
+    env = os.environ.get("PRORL_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"

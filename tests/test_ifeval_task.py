@@ -12,7 +12,6 @@ import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -27,8 +26,9 @@ from prorl_eval.tasks.ifeval import (
     ifeval_accuracies,
     ifeval_checkers,
 )
+from tests.conftest import shared_data_dir
 
-SHARED = Path("/work/shared/data")
+SHARED = shared_data_dir()
 END = "Is there anything else I can help with?"
 PLAIN = "this answer is written in plain lowercase english words without any punctuation"
 

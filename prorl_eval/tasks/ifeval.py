@@ -29,7 +29,7 @@ Data: `<data_dir>/ifeval/input_data.jsonl` (key, prompt, instruction_id_list, kw
 exists, else the hub (`google/IFEval`, split `train`). Problem id = `key`.
 
 Example:
-    >>> task = IFEvalTask(IFEvalConfig(data_dir="/work/shared/data"))  # doctest: +SKIP
+    >>> task = IFEvalTask(IFEvalConfig(data_dir="../shared/data"))  # doctest: +SKIP
     >>> task.score("hello world", task.load()[0]).extra["inst_strict"]  # doctest: +SKIP
     [True, False, False]
 """

@@ -117,17 +117,17 @@ _SIZES = {
 
 def named_tasks() -> dict[str, TaskEntry]:
     """Fixed benchmarks by stable name (scripts depend on these names)."""
-    from prorl_eval.tasks import ifeval, math, stem
+    from prorl_eval.tasks import ifeval, math_tasks, stem
 
     entries: dict[str, TaskEntry] = {}
-    for name, spec in math.MATH_TASKS.items():
+    for name, spec in math_tasks.MATH_TASKS.items():
         entries[name] = TaskEntry(
             name,
             "math",
             "math-verify",
             f"hub {spec.hub_id} or <data_dir>/math/{spec.local_file}",
             _SIZES.get(name, "?"),
-            lambda options, n=name: math.build_math_task(n, options),
+            lambda options, n=name: math_tasks.build_math_task(n, options),
         )
     for table, build in (
         (stem.STEM_TASKS, lambda n: lambda options: stem.build_stem_task(n, options)),
@@ -158,10 +158,10 @@ def _gym_suites() -> dict[str, tuple[str, ...]]:
 
 def suites() -> dict[str, tuple[str, ...]]:
     """Suite name → the task names it expands to."""
-    from prorl_eval.tasks import math, stem
+    from prorl_eval.tasks import math_tasks, stem
 
     table: dict[str, tuple[str, ...]] = {"gym-default": tuple(DEFAULT_TASKS.split(","))}
-    table["math"] = tuple(math.MATH_TASKS)
+    table["math"] = tuple(math_tasks.MATH_TASKS)
     table["stem"] = tuple(stem.STEM_TASKS)
     table["ifeval"] = ("ifeval",)
     table.update(_gym_suites())
