@@ -330,6 +330,10 @@ def _attach_analysis_commands() -> None:
     app.command("boundary")(boundary_command)
     app.command("correlate")(correlate_command)
 
+    from prorl_eval.report.command import report_command
+
+    app.command("report")(report_command)
+
 
 _attach_analysis_commands()
 
