@@ -248,7 +248,9 @@ def test_hub_route_uses_the_spec_ids_and_splits(fake_hub):
 
 
 def test_hub_failure_is_a_user_error(fake_hub):
-    with pytest.raises(UserError, match=r"could not load math-ai/aime25 \(test\).*--data-dir"):
+    with pytest.raises(
+        UserError, match=r"could not load math-ai/aime25 \(default, test\).*--data-dir"
+    ):
         build_math_task("aime25", TaskOptions()).load()
 
 

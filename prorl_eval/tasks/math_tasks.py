@@ -24,13 +24,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task
+from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
 from prorl_eval.tasks.math_answer import (
     DEFAULT_TIMEOUT_S,
     gold_text,
@@ -245,35 +245,3 @@ def row_to_problem(row: dict[str, Any], index: int, fields: FieldMap, where: str
         answer=gold_text(gold),
         metadata={k: row[k] for k in METADATA_FIELDS if row.get(k) not in (None, "")},
     )
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSONL file; a malformed line is a UserError with its line number."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected one JSON object per line.")
-            rows.append(row)
-    return rows
-
-
-def load_hub_rows(hub_id: str, split: str) -> list[dict[str, Any]]:
-    """The rows of a hub dataset split (lazy `datasets` import); failures become a UserError."""
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(hub_id, split=split)
-    except Exception as exc:  # network, auth and name errors are all user-fixable here
-        raise UserError(
-            f"could not load {hub_id} ({split}) from the Hugging Face hub: "
-            f"{type(exc).__name__}: {str(exc)[:200]}. Check the network or log in, or pass "
-            "--data-dir with an offline copy."
-        ) from None
-    return [dict(row) for row in dataset]

@@ -23,9 +23,7 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
+from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MC_VERSION = "mc-v1"  # bump when the prompt, the shuffle or the extraction changes
@@ -353,71 +352,10 @@ class MultipleChoiceTask(Task):
 
     def _hub_rows(self) -> list[dict[str, Any]]:
         spec = self.config.spec
-        return load_hub_rows(spec.hub_id, spec.hub_config, spec.hub_split, gated=spec.gated)
+        return load_hub_rows(spec.hub_id, spec.hub_split, config=spec.hub_config, gated=spec.gated)
 
 
 # ----------------------------------------------------------------------------- data helpers
-
-
-def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl, .json (a list of objects) or .csv file; bad input is a UserError."""
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist.")
-    if path.suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh))
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        rows = json.loads(text)
-        if not isinstance(rows, list):
-            raise UserError(f"{path}: a .json data file must hold a list of objects.")
-        return rows
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object per line.")
-        rows.append(row)
-    return rows
-
-
-def check_columns(available: Any, needed: Sequence[str], where: str) -> None:
-    """A UserError naming each missing column and the columns that exist."""
-    have = list(available)
-    missing = [c for c in needed if c not in have]
-    if missing:
-        raise UserError(
-            f"{where}: no column {', '.join(repr(c) for c in missing)}; "
-            f"available columns: {', '.join(repr(c) for c in have) or '(none)'}."
-        )
-
-
-def load_hub_rows(
-    hub_id: str, config: str | None, split: str, *, gated: bool = False
-) -> list[dict[str, Any]]:
-    """Rows of a hub dataset split (lazy `datasets` import); failures become a UserError."""
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(hub_id, config, split=split, token=True if gated else None)
-    except Exception as exc:  # network, auth and name errors are all user-fixable here
-        hint = (
-            " It is gated: accept its terms on huggingface.co and log in (`hf auth login` or "
-            "HF_TOKEN)."
-            if gated
-            else ""
-        )
-        raise UserError(
-            f"could not load {hub_id} ({config or 'default'}, {split}) from the Hugging Face "
-            f"hub: {type(exc).__name__}: {str(exc)[:200]}.{hint} Or pass --data-dir with an "
-            "offline copy."
-        ) from None
-    return [dict(row) for row in dataset]
 
 
 def build_stem_task(name: str, options: Any) -> MultipleChoiceTask:
