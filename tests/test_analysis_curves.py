@@ -214,3 +214,12 @@ def test_plot_has_a_panel_per_group_and_a_line_per_run():
     assert len(plot_passk_curves(out, "domain").axes) == 3
     with pytest.raises(ValueError, match="scope"):
         plot_passk_curves(out, "nope")
+
+
+def test_display_names_shorten_custom_tasks():
+    from prorl_eval.analysis.inputs import display_name
+
+    assert display_name("custom:a/b/capitals.jsonl?prompt=q&answer=a") == "custom:capitals"
+    assert display_name("custom:org/data?prompt=q") == "custom:data"
+    assert display_name("gym:basic_arithmetic") == "gym:basic_arithmetic"
+    assert display_name("x" * 50, width=10) == "x" * 9 + "…"

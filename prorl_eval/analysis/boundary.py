@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from prorl_eval.analysis.inputs import display_name
 from prorl_eval.errors import UserError
 from prorl_eval.passk import pass_at_k
 
@@ -352,7 +353,7 @@ def plot_boundary(tasks: Any, k: int) -> Any:
         pos = x - 0.4 + width * (i + 0.5)
         ax.bar(pos, pk, width, color=f"C{i % 10}", alpha=0.35, label=f"{label} pass@{k}")
         ax.bar(pos, p1, width * 0.5, color=f"C{i % 10}", label=f"{label} pass@1")
-    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(x, [display_name(n) for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean over problems")
     ax.set_title(f"Reasoning boundary: pass@1 (narrow bars) and pass@{k} (wide bars)")

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from prorl_eval.analysis.inputs import display_name
 from prorl_eval.errors import UserError
 from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED
 
@@ -220,7 +221,11 @@ def plot_correlation(
     ax.scatter(data[x], data[y], color="C0", zorder=3)
     for _, row in data.iterrows():
         ax.annotate(
-            str(row[label]), (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            display_name(str(row[label])),
+            (row[x], row[y]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
         )
     grid = np.linspace(float(data[x].min()), float(data[x].max()), 50)
     ax.plot(grid, stats["slope"] * grid + stats["intercept"], color="C3", lw=1.5, label="fit")

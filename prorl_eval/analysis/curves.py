@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from prorl_eval.analysis.inputs import display_name
 from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED, pass_at_k
 
 __all__ = [
@@ -270,7 +271,7 @@ def plot_passk_curves(
             ax.fill_between(line["k"], line["ci_low"], line["ci_high"], color=colour, alpha=0.2)
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(name, fontsize=10)
+        ax.set_title(display_name(name), fontsize=10)
         ax.set_xlabel("k")
         ax.set_ylabel("pass@k")
         ax.grid(alpha=0.3)

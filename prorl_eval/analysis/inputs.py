@@ -126,3 +126,18 @@ def run_labels(
             copy += 1
         names.append(name)
     return names
+
+
+def display_name(task: str, width: int = 40) -> str:
+    """A short label for figures: `custom:` tasks by their file or dataset name, long names cut.
+
+    >>> display_name("custom:data/capitals.jsonl?prompt=q&answer=a")
+    'custom:capitals'
+    """
+    if task.startswith("custom:"):
+        source = task[len("custom:") :].split("?", 1)[0]
+        stem = source.rstrip("/").rsplit("/", 1)[-1]
+        for suffix in (".jsonl", ".json", ".csv"):
+            stem = stem.removesuffix(suffix)
+        task = f"custom:{stem}"
+    return task if len(task) <= width else task[: width - 1] + "…"
