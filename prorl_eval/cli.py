@@ -133,6 +133,8 @@ def pass_at_k_command(
             bootstrap=bootstrap,
         )
     print_results_table(results, out_console)
+    for name, reason in results.get("skipped_tasks", {}).items():
+        err_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
     err_console.print(f"results written to {Path(out) / 'results.json'}")
 
 

@@ -35,7 +35,7 @@ from prorl_eval.runstore import RunStore
 from prorl_eval.schema import SampleRow, sample_key
 from prorl_eval.scoring import ScoreJob, Scorer
 from prorl_eval.tasks.base import Problem, Task
-from prorl_eval.tasks.registry import DEFAULT_TASKS, TaskOptions, resolve_tasks
+from prorl_eval.tasks.registry import DEFAULT_TASKS, TaskOptions, resolve_available_tasks
 
 GeneratorFactory = Callable[[str, ModelRef], Generator]
 
@@ -151,7 +151,7 @@ def run_pass_at_k(
     """
     config.validate()
     options = TaskOptions(limit=config.limit, seed=config.data_seed, data_dir=config.data_dir)
-    tasks = resolve_tasks(config.tasks, options)
+    tasks, skipped = resolve_available_tasks(config.tasks, options)
     model = resolve_model(config.model, materialize=False)
     backend = resolve_backend(config.backend)
     store = RunStore.open(config.out, _settings(config, model, tasks))
@@ -174,7 +174,8 @@ def run_pass_at_k(
         finally:
             scorer.close()
             generator.close()
-    return finish_run(config, model, backend, tasks, store, timing)
+    results = finish_run(config, model, backend, tasks, store, timing, skipped)
+    return results
 
 
 def _generate_and_score(
@@ -264,7 +265,7 @@ def _rows(config, model, backend, item, request, completions, scores) -> list[Sa
     return rows
 
 
-def finish_run(config, model, backend, tasks, store, timing) -> dict[str, Any]:
+def finish_run(config, model, backend, tasks, store, timing, skipped=None) -> dict[str, Any]:
     """Summarise this command's tasks and problems from the run folder and write results.json."""
     from prorl_eval.schema import read_samples
 
@@ -293,6 +294,7 @@ def finish_run(config, model, backend, tasks, store, timing) -> dict[str, Any]:
         "limit": config.limit,
         "bootstrap": {"resamples": config.bootstrap_resamples, "seed": config.bootstrap_seed},
         "timing": {k: round(v, 3) for k, v in timing.items()},
+        "skipped_tasks": skipped or {},
         "samples_file": str(store.samples_path),
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

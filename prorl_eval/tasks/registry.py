@@ -256,3 +256,27 @@ def resolve_tasks(spec: str, options: TaskOptions) -> list[Task]:
     """Build every task named in a `--tasks` value."""
     options.validate()
     return [build_task(name, options) for name in expand_names(spec)]
+
+
+def resolve_available_tasks(spec: str, options: TaskOptions) -> tuple[list[Task], dict[str, str]]:
+    """Build and load the tasks of a `--tasks` value, skipping suite members whose data cannot be
+    loaded here (e.g. `code` offline without HumanEval+ data); a task named explicitly must load.
+
+    Returns the tasks and {skipped task: the reason}.
+    """
+    options.validate()
+    explicit = {raw.strip() for raw in spec.split(",")}
+    tasks, skipped = [], {}
+    for name in expand_names(spec):
+        try:
+            task = build_task(name, options)
+            task.load()
+        except UserError as exc:
+            if name in explicit:
+                raise
+            skipped[name] = str(exc)
+            continue
+        tasks.append(task)
+    if not tasks:
+        raise UserError(f"no task of '{spec}' could be loaded: {next(iter(skipped.values()))}")
+    return tasks, skipped
