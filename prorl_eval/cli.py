@@ -332,7 +332,10 @@ def _attach_analysis_commands() -> None:
     app.command("boundary")(boundary_command)
     app.command("correlate")(correlate_command)
 
+    from prorl_eval.analysis.creativity_commands import make_app as creativity_app
     from prorl_eval.report.command import report_command
+
+    app.add_typer(creativity_app(), name="creativity")
 
     app.command("report")(report_command)
 

@@ -1,0 +1,440 @@
+"""`prorl-eval creativity ...`: build a local corpus index, then score responses' creativity index.
+
+    prorl-eval creativity index-build --input corpus/ --text-field text --out idx/
+    prorl-eval creativity index-build --hf-dataset allenai/c4 --hf-config en --max-docs 100000 \\
+        --out idx/
+    prorl-eval creativity score --samples runs/x --corpus idx/ --out runs/x/creativity
+
+`score` writes ``creativity.jsonl`` and ``creativity.csv`` (one row per response: task,
+problem_id, sample_idx, model, num_words, creativity_index, coverage per L) and
+``creativity_summary.json`` (per model and task: mean index with a 95% bootstrap CI over problems,
+mean coverage per L), and prints the summary as a table. See
+:mod:`prorl_eval.analysis.creativity` for the definition and its departures from the paper.
+
+The functions here are typer commands (``make_app`` registers them); the CLI turns a UserError
+into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prorl_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from prorl_eval.analysis.creativity import CreativityConfig, CreativityResult
+    from prorl_eval.analysis.ngram_index import NgramIndex
+
+ROWS_JSONL = "creativity.jsonl"
+ROWS_CSV = "creativity.csv"
+SUMMARY_JSON = "creativity_summary.json"
+_ROW_KEYS = ("task", "problem_id", "sample_idx", "model", "num_words", "creativity_index")
+
+
+# ------------------------------------------------------------------------- documents
+
+
+def _json_text(row: Any, text_field: str, where: str) -> str:
+    text = row.get(text_field) if isinstance(row, dict) else None
+    if not isinstance(text, str):
+        raise UserError(f"{where}: no string field {text_field!r}; pass --text-field.")
+    return text
+
+
+def _jsonl_texts(path: Path, text_field: str) -> Iterator[str]:
+    """Texts of a JSON-lines file, or of a JSON array of objects (``[`` first)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        if fh.read(4096).lstrip().startswith("["):
+            fh.seek(0)
+            try:
+                rows = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}: malformed JSON ({exc.msg}, line {exc.lineno}).") from None
+            for i, row in enumerate(rows):
+                yield _json_text(row, text_field, f"{path} item {i}")
+            return
+        fh.seek(0)
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
+            yield _json_text(row, text_field, f"{path}:{lineno}")
+
+
+def _text_file_docs(path: Path) -> Iterator[str]:
+    """A text file's documents: its blocks separated by blank lines (memory stays bounded)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    block: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                block.append(line)
+            elif block:
+                yield "".join(block)
+                block = []
+    if block:
+        yield "".join(block)
+
+
+def _corpus_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) is not None)
+    if not path.exists():
+        raise UserError(f"corpus input {path} does not exist.")
+    if _kind(path) is None:
+        raise UserError(f"{path}: unknown corpus file type; use .txt, .jsonl or .json (.gz ok).")
+    return [path]
+
+
+def _kind(path: Path) -> str | None:
+    name = path.name.removesuffix(".gz")
+    if name.endswith((".jsonl", ".json")):
+        return "jsonl"
+    return "text" if name.endswith(".txt") else None
+
+
+def iter_documents(inputs: Sequence[str | Path], text_field: str = "text") -> Iterator[str]:
+    """Documents of local inputs: ``.txt`` (blank-line-separated blocks), ``.jsonl``/``.json``
+    (JSON lines or one JSON array of objects: the ``text_field`` of each), optionally gzipped,
+    or folders of those (recursively, in sorted order)."""
+    for item in inputs:
+        for path in _corpus_files(Path(item)):
+            if _kind(path) == "jsonl":
+                yield from _jsonl_texts(path, text_field)
+            else:
+                yield from _text_file_docs(path)
+
+
+def iter_hf_documents(
+    dataset: str, text_field: str = "text", config: str | None = None, split: str = "train"
+) -> Iterator[str]:
+    """Documents of a Hugging Face dataset, streamed; a folder written by ``save_to_disk`` is read
+    locally instead (the offline route)."""
+    import datasets
+
+    if Path(dataset).is_dir():
+        try:
+            loaded = datasets.load_from_disk(dataset)
+        except Exception as exc:
+            raise UserError(f"{dataset}: not a saved dataset ({exc}).") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise UserError(f"{dataset} has no split {split!r} (has {sorted(loaded)}).")
+            loaded = loaded[split]
+    else:
+        try:
+            loaded = datasets.load_dataset(dataset, config, split=split, streaming=True)
+        except Exception as exc:  # network, auth and name errors are all user-fixable here
+            raise UserError(f"could not load {dataset} ({split}): {str(exc)[:200]}") from None
+    for row in loaded:
+        text = row.get(text_field)
+        if not isinstance(text, str):
+            raise UserError(f"{dataset}: a row has no string field {text_field!r}.")
+        yield text
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def score_text(index: NgramIndex, text: str, config: CreativityConfig) -> CreativityResult:
+    """Creativity of one response text against an opened index (batched suffix-array search).
+
+    Example:
+        >>> from prorl_eval.analysis.creativity import CreativityConfig
+        >>> score_text(NgramIndex.open("idx"), "some text", CreativityConfig())  # doctest: +SKIP
+    """
+    from prorl_eval.analysis.creativity import creativity_from_ends, ends_from_lengths
+
+    words = index.tokenize(text)
+    lengths = index.longest_matches(words, cap=config.max_l)
+    return creativity_from_ends(ends_from_lengths(lengths, config.min_l), config)
+
+
+def index_build_command(
+    out: Annotated[Path, typer.Option(help="Index folder to create (new or empty).")],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            help="Corpus file or folder (.txt: blank-line-separated documents; .jsonl/.json: "
+            "JSON lines or a JSON array of objects; .gz ok). Repeat for several.",
+        ),
+    ] = None,
+    hf_dataset: Annotated[
+        str | None,
+        typer.Option(help="Hugging Face dataset id (streamed), or a save_to_disk folder."),
+    ] = None,
+    hf_config: Annotated[str | None, typer.Option(help="Config of --hf-dataset.")] = None,
+    hf_split: Annotated[str, typer.Option(help="Split of --hf-dataset.")] = "train",
+    text_field: Annotated[str, typer.Option(help="Field holding the text in JSON rows.")] = "text",
+    max_docs: Annotated[
+        int | None, typer.Option(help="Index at most this many documents (default: all).")
+    ] = None,
+    lowercase: Annotated[
+        bool, typer.Option(help="Lowercase words (the paper matches case-sensitively).")
+    ] = False,
+    mem_gb: Annotated[
+        int | None,
+        typer.Option(help="Memory for the suffix-array build, GiB (default: half free)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Tokenizer processes (tokenizing is the slow step; try #cores).")
+    ] = 1,
+) -> None:
+    """Build a local word n-gram index of a reference corpus for the creativity index."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from prorl_eval.analysis.ngram_index import build_index
+
+    if bool(inputs) == (hf_dataset is not None):
+        raise UserError("give either --input (one or more) or --hf-dataset, not both or neither.")
+    if max_docs is not None and max_docs <= 0:
+        raise UserError(f"--max-docs must be positive (got {max_docs}).")
+    if workers <= 0:
+        raise UserError(f"--workers must be positive (got {workers}).")
+    documents, sources = _documents(inputs, hf_dataset, hf_config, hf_split, text_field)
+    documents = itertools.islice(documents, max_docs)
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("tokenizing"),
+        TextColumn("{task.completed:,} words"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task_id = bar.add_task("tokenizing", total=None)
+        stats = build_index(
+            documents,
+            out,
+            lowercase=lowercase,
+            mem_gb=mem_gb,
+            workers=workers,
+            sources=sources,
+            progress=lambda words: bar.advance(task_id, words),
+        )
+    _print_build_stats(stats, out)
+
+
+def _documents(
+    inputs: list[Path] | None,
+    hf_dataset: str | None,
+    hf_config: str | None,
+    hf_split: str,
+    text_field: str,
+) -> tuple[Iterator[str], list[str]]:
+    """The documents to index and a description of where they come from."""
+    if inputs:
+        return iter_documents(inputs, text_field), [str(path) for path in inputs]
+    assert hf_dataset is not None
+    documents = iter_hf_documents(hf_dataset, text_field, hf_config, hf_split)
+    return documents, [f"hf:{hf_dataset}:{hf_config or ''}:{hf_split}"]
+
+
+def _print_build_stats(stats: Any, out: Path) -> None:
+    table = Table(title=f"n-gram index {out}")
+    for name in ("documents", "words", "vocabulary", "tokenize s", "encode s", "suffix array s"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        f"{stats.num_docs:,}",
+        f"{stats.num_words:,}",
+        f"{stats.vocab_size:,}",
+        f"{stats.tokenize_s:.1f}",
+        f"{stats.encode_s:.1f}",
+        f"{stats.suffix_array_s:.1f}",
+    )
+    Console().print(table)
+
+
+def _read_rows(samples: str) -> list[dict[str, Any]]:
+    from prorl_eval.schema import read_samples
+
+    path = Path(samples)
+    path = path / "samples.jsonl" if path.is_dir() else path
+    rows = read_samples(path)
+    if not rows:
+        raise UserError(f"{path} holds no sample rows.")
+    for row in rows:
+        if not isinstance(row.get("response"), str):
+            raise UserError(
+                f"{path}: sample {row['task']}/{row['problem_id']}/{row['sample_idx']} has no "
+                "string 'response'; creativity needs the response text."
+            )
+    return rows
+
+
+def score_rows(
+    rows: list[dict[str, Any]],
+    index: NgramIndex,
+    config: CreativityConfig,
+    *,
+    strip_think: bool = False,
+    progress: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One output row per sample row: its key, model, word count, index and coverage per L."""
+    from prorl_eval.tasks.base import strip_reasoning
+
+    out = []
+    for row in rows:
+        text = strip_reasoning(row["response"]) if strip_think else row["response"]
+        result = score_text(index, text, config)
+        record = {key: row.get(key, "") for key in _ROW_KEYS[:4]}
+        record["model"] = str(record["model"] or "")
+        record.update(
+            num_words=result.num_words,
+            creativity_index=result.index,
+            coverage={str(length): value for length, value in result.coverage.items()},
+        )
+        out.append(record)
+        if progress is not None:
+            progress()
+    return out
+
+
+def _write_rows(folder: Path, records: list[dict[str, Any]], lengths: list[int]) -> None:
+    with (folder / ROWS_JSONL).open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with (folder / ROWS_CSV).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*_ROW_KEYS, *(f"coverage_{length}" for length in lengths)])
+        for record in records:
+            coverage = [record["coverage"].get(str(length), "") for length in lengths]
+            writer.writerow([*(record[key] for key in _ROW_KEYS), *coverage])
+
+
+def creativity_command(
+    samples: Annotated[str, typer.Option(help="Run folder or samples JSONL file to score.")],
+    corpus: Annotated[
+        Path, typer.Option(help="Index folder built by `prorl-eval creativity index-build`.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: creativity.jsonl/.csv and creativity_summary.json.")
+    ],
+    min_l: Annotated[int, typer.Option(help="Shortest span length L counted (paper: 5).")] = 5,
+    max_l: Annotated[int, typer.Option(help="Longest span length L counted (paper: 12).")] = 12,
+    strip_think: Annotated[
+        bool, typer.Option(help="Score only the text outside <think>…</think>.")
+    ] = False,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+) -> None:
+    """Creativity index (Lu et al., 2024) of every response against a local corpus index."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from prorl_eval.analysis.creativity import CreativityConfig, summarize_creativity
+    from prorl_eval.analysis.ngram_index import NgramIndex
+    from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
+    from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
+
+    try:
+        config = CreativityConfig(min_l=min_l, max_l=max_l).validate()
+    except ValueError as exc:
+        raise UserError(f"--min-l/--max-l: {exc}.") from None
+    if bootstrap <= 0:
+        raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
+    index = NgramIndex.open(corpus)
+    rows = _read_rows(samples)
+    folder = ensure_writable_dir(out)
+    started = time.perf_counter()
+    console = Console(stderr=True)
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task_id = bar.add_task("scoring", total=len(rows))
+        records = score_rows(
+            rows, index, config, strip_think=strip_think, progress=lambda: bar.advance(task_id)
+        )
+    elapsed = time.perf_counter() - started
+    _write_rows(folder, records, config.lengths)
+    summary = summarize_creativity(records, resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
+    write_json_atomic(
+        folder / SUMMARY_JSON,
+        {
+            "groups": summary,
+            "min_l": min_l,
+            "max_l": max_l,
+            "strip_think": strip_think,
+            "samples": str(samples),
+            "corpus": str(corpus),
+            "corpus_words": index.num_words,
+            "bootstrap": {"resamples": bootstrap, "seed": DEFAULT_BOOTSTRAP_SEED},
+            "score_s": elapsed,
+        },
+    )
+    print_creativity_table(summary, config, Console())
+    console.print(f"per-response rows and summary written to {folder}")
+
+
+def print_creativity_table(
+    summary: list[dict[str, Any]], config: CreativityConfig, console: Console
+) -> None:
+    """One row per (model, task) and per model: mean index [95% CI], coverage at min_l, max_l."""
+    table = Table(title="creativity index (Lu et al. 2024; 95% bootstrap CI over problems)")
+    for name in ("model", "task"):
+        table.add_column(name, style="bold")
+    for name in ("responses", "scored", "words", "creativity", f"cov@{config.min_l}"):
+        table.add_column(name, justify="right")
+    table.add_column(f"cov@{config.max_l}", justify="right")
+    for group in summary:
+        index = group["creativity_index"]
+        cell = (
+            "—"
+            if index is None
+            else f"{index:.3f} \\[{group['ci95'][0]:.2f},{group['ci95'][1]:.2f}]"
+        )
+        coverage = group["coverage"]
+        table.add_row(
+            group["model"] or "(unnamed)",
+            group["task"],
+            str(group["num_responses"]),
+            str(group["num_scored"]),
+            f"{group['mean_words']:.0f}",
+            cell,
+            *(
+                f"{coverage[str(length)]:.3f}" if str(length) in coverage else "—"
+                for length in (config.min_l, config.max_l)
+            ),
+        )
+    console.print(table)
+
+
+def make_app() -> typer.Typer:
+    """The `creativity` sub-app: `creativity --samples S --corpus IDX --out DIR` scores directly;
+    `creativity index-build` builds the index and `creativity score` is the scoring command."""
+    app = typer.Typer(help="Creativity index against a local reference-corpus index.")
+
+    @app.callback(invoke_without_command=True)
+    def creativity(
+        ctx: typer.Context,
+        samples: Annotated[str | None, typer.Option(help="Run folder or samples JSONL.")] = None,
+        corpus: Annotated[Path | None, typer.Option(help="Index folder (index-build).")] = None,
+        out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+        min_l: Annotated[int, typer.Option(help="Shortest span length L counted.")] = 5,
+        max_l: Annotated[int, typer.Option(help="Longest span length L counted.")] = 12,
+        strip_think: Annotated[bool, typer.Option(help="Ignore <think>…</think> text.")] = False,
+        bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs.")] = 1000,
+    ) -> None:
+        """Creativity index (Lu et al., 2024) of responses against a local corpus index."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if samples is None or corpus is None or out is None:
+            raise UserError(
+                "prorl-eval creativity needs --samples, --corpus and --out (build the corpus "
+                "index first with `prorl-eval creativity index-build`)."
+            )
+        creativity_command(samples, corpus, out, min_l, max_l, strip_think, bootstrap)
+
+    app.command("index-build")(index_build_command)
+    app.command("score")(creativity_command)
+    return app
