@@ -48,7 +48,7 @@ def humaneval_jobs(task, count):
         ScoreJob(
             task.name,
             p.id,
-            "```python\n" + p.metadata["prompt"] + p.metadata["canonical_solution"] + "\n```",
+            "```python\n" + p.metadata["prompt"] + p.metadata["canonical"] + "\n```",
         )
         for p in task.load()[:count]
     ]
@@ -63,6 +63,13 @@ def gym_jobs(task, count):
     return [ScoreJob(task.name, p.id, f"<answer>{p.answer}</answer>") for p in task.load()[:count]]
 
 
+def choice_jobs(task, count):
+    jobs = [
+        ScoreJob(task.name, p.id, f"Thinking it over.\nAnswer: {p.answer}") for p in task.load()
+    ]
+    return (jobs * (count // len(jobs) + 1))[:count]
+
+
 def measure(name, options, make_jobs, count, workers):
     task = build_task(name, options)
     jobs = make_jobs(task, count)
@@ -71,7 +78,7 @@ def measure(name, options, make_jobs, count, workers):
         with Scorer(
             {name: options}, workers=n_workers, tasks={name: task} if n_workers == 0 else None
         ) as scorer:
-            scorer.score(jobs[:2])  # warm up (worker start-up, lazy imports)
+            scorer.score(jobs)  # warm up: every worker starts, imports and loads its tasks
             started = time.perf_counter()
             scores = scorer.score(jobs)
             elapsed = time.perf_counter() - started
@@ -133,13 +140,7 @@ def main() -> None:
         ("math500", data, math_jobs),
         ("humaneval", TaskOptions(), humaneval_jobs),
         ("ifeval", data, ifeval_jobs),
-        (
-            "gpqa_diamond",
-            TaskOptions(data_dir=str(fixtures.parent))
-            if (fixtures / "gpqa_diamond.jsonl").exists()
-            else None,
-            gym_jobs,
-        ),
+        ("gpqa_diamond", TaskOptions(data_dir=str(fixtures.parent)), choice_jobs),
         ("gym:basic_arithmetic", TaskOptions(limit=args.samples), gym_jobs),
     ]
     rows = []
