@@ -62,6 +62,7 @@ __all__ = [
 # Exact task names and family prefixes (the part before ':') -> domain. Exact names win.
 DEFAULT_DOMAINS: dict[str, str] = {
     "gym": "logic",
+    "custom": "custom",
     "code": "code",
     "aime24": "math",
     "aime25": "math",

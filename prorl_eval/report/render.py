@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prorl_eval.analysis.inputs import display_name
 from prorl_eval.report.tables import AVERAGE_ROW, DomainTable
 
 __all__ = [
@@ -134,7 +135,7 @@ def _rows(table: DomainTable) -> list[dict]:
         ]
         rows.append(
             {
-                "name": AVERAGE_ROW if average else str(name),
+                "name": AVERAGE_ROW if average else display_name(str(name), width=60),
                 "problems": "" if average else table.problems[name],
                 "average": average,
                 "cells": cells,

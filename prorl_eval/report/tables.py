@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 AVERAGE_ROW = "Average"
-DOMAIN_ORDER = ("math", "code", "stem", "ifeval", "logic")
+DOMAIN_ORDER = ("math", "code", "stem", "ifeval", "logic", "custom")
 TASK_ORDER = (
     "aime24",
     "aime25",
