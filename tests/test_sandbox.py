@@ -173,9 +173,14 @@ def test_files_outside_its_folder_cannot_be_read(task, problem, tmp_path):
     if shadow.exists() and not shadow.stat().st_mode & 0o004:
         score = score_attack(task, problem, "open('/etc/shadow').read()")
         assert "Permission denied" in score.reason
-    result = run_python("import os\nprint(sorted(os.listdir('/proc')), os.listdir('/work'))")
-    assert result.stdout.startswith("[]"), result.stdout  # no /proc; the checkout is hidden
-    assert "main" in result.stdout and "prorl_eval" not in result.stdout
+    checkout = Path(__file__).resolve().parents[1]
+    probe = (
+        "import os\n"
+        f"print(sorted(os.listdir('/proc')), os.path.exists({str(checkout / 'prorl_eval')!r}),"
+        f" os.path.exists({str(checkout / 'tests')!r}))"
+    )
+    result = run_python(probe)
+    assert result.stdout.split() == ["[]", "False", "False"], result.stdout  # no /proc, no checkout
 
 
 def test_network_is_unreachable_even_on_localhost(task, problem):
