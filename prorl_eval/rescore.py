@@ -19,6 +19,7 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.scoring import ScoreJob, Scorer
+from prorl_eval.tasks.datafiles import read_jsonl
 from prorl_eval.tasks.registry import TaskOptions
 
 NEEDED = ("task", "problem_id", "response")
@@ -28,20 +29,12 @@ def read_rows_to_score(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file that each have task, problem_id and response (else a UserError)."""
     if not path.is_file():
         raise UserError(f"samples file {path} does not exist.")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
-            missing = [f for f in NEEDED if not isinstance(row, dict) or f not in row]
-            if missing:
-                raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}.")
-            row["problem_id"] = str(row["problem_id"])
-            rows.append(row)
+    rows = read_jsonl(path)
+    for number, row in enumerate(rows, start=1):
+        missing = [f for f in NEEDED if f not in row]
+        if missing:
+            raise UserError(f"{path}: row {number} lacks field(s) {', '.join(missing)}.")
+        row["problem_id"] = str(row["problem_id"])
     if not rows:
         raise UserError(f"{path} holds no rows to score.")
     return rows

@@ -96,7 +96,10 @@ def test_rescore_keeps_fields_and_sets_scores(tmp_path):
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("{bad", "in.jsonl:1: malformed JSON"), ('{"task": "gym:leg_counting"}', "missing field(s)")],
+    [
+        ("{bad", "in.jsonl:1: malformed JSON"),
+        ('{"task": "gym:leg_counting"}', "row 1 lacks field(s)"),
+    ],
 )
 def test_rescore_rejects_bad_rows(tmp_path, line, message):
     source = tmp_path / "in.jsonl"
