@@ -1,0 +1,414 @@
+"""The trainer's one configuration: nested frozen dataclasses, every field with help text.
+
+A run's settings are layered: the dataclass defaults, then a preset (`presets.py`), then a YAML
+file (`--config`), then `--set section.field=value` overrides. `load_config` merges the layers as
+plain dicts and builds the dataclasses once, checking names (with a did-you-mean hint) and types;
+`TrainConfig.validate()` then checks values. Every problem is a one-line `UserError`.
+
+Override values are read as YAML scalars (`--set optim.lr=1e-5`, `--set rollout.length_schedule=
+[[0,64],[10,128]]`); a path that reaches into a dict field sets one key
+(`--set data.mix.gym:basic_arithmetic=0.5`).
+
+Example:
+    >>> cfg = load_config("cpu-smoke", overrides=["steps=3", "optim.lr=1e-5"])
+    >>> cfg.steps, cfg.optim.lr
+    (3, 1e-05)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+from prorl_eval.models import DEFAULT_MODEL
+from prorl_train.dictconfig import build
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with an immutable default and help text."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model to train and where it runs."""
+
+    name: str = _f(DEFAULT_MODEL, "Model to start from: alias, local folder, checkpoint or hub id.")
+    dtype: str = _f("auto", "auto (float32 on CPU, bfloat16 on GPU), float32 or bfloat16.")
+    device: str = _f("auto", "auto (cuda if available), cpu or cuda[:i].")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
+    cpu_threads: int = _f(
+        0, "torch CPU threads (0: torch's default; 1 is fastest for tiny models)."
+    )
+
+    def validate(self) -> None:
+        if self.cpu_threads < 0:
+            raise UserError(f"model.cpu_threads must be >= 0 (got {self.cpu_threads}).")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise UserError(
+                f"model.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype})."
+            )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The training prompts: registry tasks (or suites) mixed by weight."""
+
+    mix: dict[str, float] = field(
+        default_factory=lambda: {"gym:basic_arithmetic": 1.0},
+        metadata={
+            "help": "Task or suite name -> weight; a suite's weight is split over its tasks."
+        },
+    )
+    limit: int | None = _f(None, "Problems per task (None: the task's default / all).")
+    data_seed: int = _f(0, "Seed for procedural problems (Reasoning Gym) and choice shuffling.")
+    data_dir: str | None = _f(None, "Offline benchmark copies (like shared/data); None: the hub.")
+
+    def validate(self) -> None:
+        if not self.mix:
+            raise UserError("data.mix is empty; name at least one task with a positive weight.")
+        bad = {k: v for k, v in self.mix.items() if not v > 0}
+        if bad:
+            raise UserError(f"data.mix weights must be positive (got {bad}).")
+        if self.limit is not None and self.limit <= 0:
+            raise UserError(f"data.limit must be positive (got {self.limit}).")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How responses are sampled and turned into rewards."""
+
+    n: int = _f(16, "Samples per prompt (the GRPO group size).")
+    temperature: float = _f(1.2, "Sampling temperature of training rollouts (ProRL: 1.2).")
+    top_p: float = _f(1.0, "Nucleus sampling threshold of training rollouts.")
+    length_schedule: list[list[int]] = field(
+        default_factory=lambda: [[1, 8192]],
+        metadata={"help": "Response budget: [[from_step, max_new_tokens], ...] from step 1 up."},
+    )
+    chat_template: bool = _f(True, "Wrap prompts in the model's chat template.")
+    system_prompt: str | None = _f(None, "System prompt prepended to every rollout.")
+    generate_batch_size: int = _f(64, "Sequences per generate call.")
+    overlong: str = _f(
+        "mask", "Truncated responses: mask (no loss), zero (reward 0) or keep (as scored)."
+    )
+    dynamic_sampling: bool = _f(True, "Drop groups whose accuracy is 0 or 1 and refill (DAPO).")
+    filter_criterion: str = _f("accuracy", "Dynamic-sampling test: accuracy or reward_std.")
+    max_extra_rounds: int = _f(3, "Extra generation rounds allowed to refill a filtered batch.")
+    score_workers: int = _f(0, "Scoring processes (0: score in the trainer process).")
+    backend: str = _f("hf", "Rollout backend; only hf (generate on the live policy) for now.")
+
+    def validate(self) -> None:
+        if self.n < 2:
+            raise UserError(f"rollout.n must be >= 2 for group advantages (got {self.n}).")
+        if self.temperature <= 0:
+            raise UserError(f"rollout.temperature must be > 0 (got {self.temperature}).")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"rollout.top_p must be in (0, 1] (got {self.top_p}).")
+        _check_schedule(self.length_schedule)
+        if self.overlong not in ("mask", "zero", "keep"):
+            raise UserError(f"rollout.overlong must be mask, zero or keep (got {self.overlong}).")
+        from prorl_train.dynamic_sampling import FILTER_CRITERIA
+
+        _check_choice("rollout.filter_criterion", self.filter_criterion, FILTER_CRITERIA)
+        if self.max_extra_rounds < 0 or self.generate_batch_size <= 0 or self.score_workers < 0:
+            raise UserError(
+                "rollout.max_extra_rounds and rollout.score_workers must be >= 0 and "
+                "rollout.generate_batch_size > 0."
+            )
+        if self.backend != "hf":
+            raise UserError(f"rollout.backend '{self.backend}' is not supported yet; use hf.")
+
+    def max_new_tokens(self, step: int) -> int:
+        """The response budget at `step`: the last schedule entry with from_step <= step."""
+        budget = self.length_schedule[0][1]
+        for from_step, tokens in self.length_schedule:
+            if from_step <= step:
+                budget = tokens
+        return budget
+
+
+def _check_schedule(schedule: list[list[int]]) -> None:
+    if not schedule or any(len(entry) != 2 for entry in schedule):
+        raise UserError(
+            "rollout.length_schedule must be a non-empty list of [from_step, max_new_tokens]."
+        )
+    steps = [entry[0] for entry in schedule]
+    if steps[0] != 1 or steps != sorted(set(steps)):
+        raise UserError(
+            f"rollout.length_schedule steps must start at 1 and increase (got {steps})."
+        )
+    if any(entry[1] <= 0 for entry in schedule):
+        raise UserError("rollout.length_schedule budgets must be positive.")
+
+
+def _check_choice(name: str, value: str, table: dict) -> None:
+    if value not in table:
+        raise UserError(f"{name} '{value}' is unknown; choose one of {', '.join(sorted(table))}.")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The policy objective (pure maths in advantages.py / losses.py)."""
+
+    advantage: str = _f("grpo", "Advantage estimator: grpo, grpo_no_std or reinforce_pp.")
+    clip_low: float = _f(0.2, "Lower clip range: ratio >= 1 - clip_low.")
+    clip_high: float = _f(0.4, "Upper clip range (clip-higher): ratio <= 1 + clip_high.")
+    kl_beta: float = _f(1e-4, "KL penalty weight; 0 loads no reference model.")
+    kl_estimator: str = _f("k3", "KL estimator: k1, k2 or k3.")
+    aggregation: str = _f("token-mean", "Loss aggregation: token-mean, seq-mean-token-mean, ...")
+    mini_batch_size: int = _f(64, "Prompts per optimizer update (batch/mini-batch updates a step).")
+    micro_batch_size: int = _f(8, "Sequences per forward/backward (gradient accumulation).")
+    epochs: int = _f(1, "Passes over each step's rollouts.")
+
+    def validate(self) -> None:
+        from prorl_train.advantages import ADVANTAGE_ESTIMATORS
+        from prorl_train.losses import AGGREGATIONS, KL_ESTIMATORS
+
+        _check_choice("loss.advantage", self.advantage, ADVANTAGE_ESTIMATORS)
+        _check_choice("loss.kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        _check_choice("loss.aggregation", self.aggregation, AGGREGATIONS)
+        if not 0 <= self.clip_low < 1 or self.clip_high < 0:
+            raise UserError(
+                f"need 0 <= loss.clip_low < 1 and loss.clip_high >= 0 "
+                f"(got {self.clip_low}, {self.clip_high})."
+            )
+        if self.kl_beta < 0:
+            raise UserError(f"loss.kl_beta must be >= 0 (got {self.kl_beta}).")
+        if min(self.mini_batch_size, self.micro_batch_size, self.epochs) <= 0:
+            raise UserError("loss.mini_batch_size, micro_batch_size and epochs must be positive.")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW and its schedule."""
+
+    lr: float = _f(2e-6, "Learning rate (constant after warmup; ProRL: 2e-6).")
+    warmup_steps: int = _f(0, "Linear warmup steps.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    beta1: float = _f(0.9, "AdamW beta1.")
+    beta2: float = _f(0.999, "AdamW beta2.")
+    eps: float = _f(1e-8, "AdamW epsilon.")
+    grad_clip: float = _f(1.0, "Clip the global gradient norm to this (0: no clipping).")
+
+    def validate(self) -> None:
+        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise UserError(
+                "optim.lr must be > 0 and optim.warmup_steps, grad_clip, weight_decay >= 0."
+            )
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
+            raise UserError("optim.beta1/beta2 must be in [0, 1) and optim.eps > 0.")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of `step` (1-based): linear warmup, then constant."""
+        if self.warmup_steps and step <= self.warmup_steps:
+            return self.lr * step / self.warmup_steps
+        return self.lr
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """Periodic validation, scored by the same code as `prorl-eval pass-at-k`."""
+
+    every: int = _f(0, "Validate every this many steps (0: never).")
+    tasks: str = _f("", "Comma-separated validation tasks/suites ('': the data.mix tasks).")
+    limit: int | None = _f(16, "Problems per validation task.")
+    data_seed: int = _f(1, "Data seed of validation problems (procedural tasks: unseen ones).")
+    n: int = _f(1, "Samples per validation problem (pass@1 = mean correctness).")
+    temperature: float = _f(0.6, "Validation sampling temperature (0: greedy).")
+    top_p: float = _f(0.95, "Validation nucleus threshold.")
+    max_new_tokens: int | None = _f(None, "Validation budget (None: the rollout budget).")
+    seed: int = _f(0, "Validation sampling seed (the same every time: common random numbers).")
+
+    def validate(self) -> None:
+        if self.every < 0 or self.n <= 0 or (self.limit is not None and self.limit <= 0):
+            raise UserError("val.every must be >= 0, val.n and val.limit positive.")
+        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
+            raise UserError("val.max_new_tokens must be positive.")
+
+
+@dataclass(frozen=True)
+class ResetConfig:
+    """Reference-policy and optimizer resets (ProRL's hard resets)."""
+
+    every: int = _f(0, "Reset every this many steps (0: no schedule).")
+    file_trigger: str = _f("RESET", "Reset when this file appears in the run folder ('': off).")
+    on_plateau: bool = _f(False, "Reset when validation stops improving (needs val.every).")
+    metric: str = _f("val/pass@1", "Validation metric watched for plateaus (val/pass@1, ...).")
+    patience: int = _f(3, "Validations without improvement before a plateau reset.")
+    min_delta: float = _f(0.0, "Improvement smaller than this counts as none.")
+    reference: bool = _f(True, "A reset copies the policy into the reference.")
+    optimizer: bool = _f(True, "A reset clears the optimizer state (Adam moments).")
+
+    def validate(self) -> None:
+        if self.every < 0 or self.patience <= 0 or self.min_delta < 0:
+            raise UserError("resets.every >= 0, resets.patience > 0, resets.min_delta >= 0.")
+        if self.metric not in ("val/pass@1", "val/reward"):
+            raise UserError(f"resets.metric must be val/pass@1 or val/reward ({self.metric}).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one `prorl-train` run needs."""
+
+    out: str = _f("", "Run folder: checkpoints, metrics.jsonl, resets.jsonl, TensorBoard events.")
+    seed: int = _f(0, "Run seed: rollouts, data order and mini-batch shuffles derive from it.")
+    steps: int = _f(100, "Training steps (one rollout batch and its updates each).")
+    batch_size: int = _f(256, "Prompts per step (after dynamic-sampling refills when possible).")
+    save_every: int = _f(50, "Checkpoint every this many steps (and at the end).")
+    keep_last: int = _f(3, "Checkpoints kept (older ones are deleted after a save).")
+    tensorboard: bool = _f(True, "Also write TensorBoard event files under <out>/tb.")
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The model."})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Training prompts."})
+    rollout: RolloutConfig = field(default_factory=RolloutConfig, metadata={"help": "Rollouts."})
+    loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "The objective."})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "The optimizer."})
+    val: ValConfig = field(default_factory=ValConfig, metadata={"help": "Validation."})
+    resets: ResetConfig = field(default_factory=ResetConfig, metadata={"help": "Resets."})
+
+    def validate(self) -> None:
+        """Check every value; UserError naming the field and the fix."""
+        if not self.out:
+            raise UserError("no run folder: pass --out DIR.")
+        if self.steps <= 0 or self.batch_size <= 0 or self.save_every <= 0 or self.keep_last <= 0:
+            raise UserError("steps, batch_size, save_every and keep_last must be positive.")
+        if self.loss.mini_batch_size > self.batch_size:
+            raise UserError(
+                f"loss.mini_batch_size ({self.loss.mini_batch_size}) exceeds batch_size "
+                f"({self.batch_size})."
+            )
+        if self.resets.on_plateau and not self.val.every:
+            raise UserError("resets.on_plateau needs validation: set val.every > 0.")
+        for section in (self.model, self.data, self.rollout, self.loss, self.optim, self.val):
+            section.validate()
+        self.resets.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------ layering
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge config sections; a dict-valued *field* (data.mix) is replaced, not merged."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key in _SECTIONS:
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets"})
+
+
+def _split_override(text: str) -> tuple[str, str, str]:
+    """Split at the first '=', except for a key inside a dict field (`data.mix.<task>=w`):
+    task names hold '=' themselves, so those split at the last one."""
+    path, sep, raw = text.partition("=")
+    parts = path.strip().split(".")
+    if len(parts) > 2 and parts[0] in _SECTIONS:
+        return text.rpartition("=")
+    return path, sep, raw
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`a.b=value` → {"a": {"b": value}}; the value is read as YAML (strings stay strings).
+
+    Inside a dict field the rest of the path is one key: `data.mix.gym:x=0.5`.
+    """
+    import yaml
+
+    path, sep, raw = _split_override(text)
+    if not sep or not path.strip():
+        raise UserError(f"--set expects key=value (got '{text}').")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = path.strip().split(".")
+    if parts[0] in _SECTIONS and len(parts) > 2:
+        parts = [parts[0], parts[1], ".".join(parts[2:])]
+    nested: dict[str, Any] = {}
+    cursor = nested
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _apply_override(merged: dict[str, Any], text: str) -> dict[str, Any]:
+    """Merge one override; a key inside a dict field (data.mix.<task>) updates that dict only."""
+    update = parse_override(text)
+    parts = _split_override(text)[0].strip().split(".")
+    if len(parts) > 2 and parts[0] in _SECTIONS:
+        section, name = parts[0], parts[1]
+        current = merged.get(section, {}).get(name)
+        if isinstance(current, dict):
+            inner = update[section][name]
+            update[section][name] = {**current, **inner}
+    return merge(merged, update)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict; UserError when missing or malformed."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML ({exc}).".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of settings.")
+    return data
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    **top_level: Any,
+) -> TrainConfig:
+    """Defaults ← preset ← YAML file ← `--set` overrides ← explicit top-level values (`out=`).
+
+    The result is built and type-checked but not validated (call `.validate()`).
+    """
+    from prorl_train.presets import preset_dict
+
+    merged = TrainConfig().to_dict()
+    if preset:
+        merged = merge(merged, preset_dict(preset))
+    if config_file:
+        merged = merge(merged, read_yaml(config_file))
+    for text in overrides:
+        merged = _apply_override(merged, text)
+    merged = merge(merged, {k: v for k, v in top_level.items() if v is not None})
+    return build(TrainConfig, merged)
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    """The resolved config as YAML (written to <out>/config.yaml, shown by `show-config`)."""
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def field_help(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, help) for every field, for `prorl-train show-config --help-fields`."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows.extend(field_help(hint, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((f"{prefix}{f.name}", repr(default), f.metadata.get("help", "")))
+    return rows

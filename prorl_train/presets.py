@@ -1,0 +1,131 @@
+"""Named starting points for a run: `--preset prorl-paper` or `--preset cpu-smoke`.
+
+A preset is a partial config (nested dicts with the same keys as `config.TrainConfig`); a YAML file
+and `--set` overrides are applied on top of it.
+
+- `prorl-paper`: the ProRL paper's 1.5B recipe (Liu et al., 2025, "ProRL: Prolonged Reinforcement
+  Learning Expands Reasoning Boundaries"): DeepSeek-R1-Distill-Qwen-1.5B, 256 prompts x 16 samples
+  at T=1.2, mini-batches of 64 prompts (4 updates per step), lr 2e-6, clip 0.2/0.4, KL beta 1e-4
+  (k3), token-mean loss, dynamic sampling, an 8k response budget raised to 16k for the last
+  ~200 steps, periodic hard resets of the reference policy and optimizer, and a blended
+  validation set (AIME24, GPQA-diamond, IFEval, Reasoning Gym graph_color; the paper also used
+  Codeforces, which the registry lacks).
+  Departures: the paper trained on its own 136k-problem mix (math, code, STEM, logic puzzles,
+  instruction following); this preset mixes the registry's suites of the same domains with the
+  paper's domain proportions. Those suites are *evaluation* benchmarks: for a real run, point
+  `data.mix` at your training sets (`custom:<file>?...` tasks) so you do not train on the test.
+  The paper reset at hand-picked points when validation degraded; here every 250 steps plus an
+  automatic reset on a validation plateau.
+- `cpu-smoke`: the embedded SmolLM2-135M-Instruct learning to answer "Name a <thing>." prompts
+  in one word (a `custom:` regex task whose data ships in `prorl_train/smoke/`), 4 prompts x 4
+  samples of at most 12 tokens per step, 10 steps: a few minutes on 2 CPU cores, with
+  validation, a scheduled reset and checkpoints exercised. The one-word share starts near 20%;
+  the registry's benchmark tasks are too hard for a 135M model to move in minutes.
+
+Example:
+    >>> preset_dict("cpu-smoke")["rollout"]["n"]
+    4
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+
+PRORL_PAPER: dict[str, Any] = {
+    "steps": 2000,
+    "batch_size": 256,
+    "save_every": 50,
+    "keep_last": 3,
+    "model": {
+        "name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "dtype": "auto",
+        "gradient_checkpointing": True,
+    },
+    "data": {
+        # Domain proportions of the paper's 136k problems: math 40k, code 24k, STEM 25k,
+        # logic 37k, instruction following 10k.
+        "mix": {"math": 0.30, "code": 0.18, "stem": 0.18, "logic": 0.27, "ifeval": 0.07},
+    },
+    "rollout": {
+        "n": 16,
+        "temperature": 1.2,
+        "top_p": 1.0,
+        "length_schedule": [[1, 8192], [1800, 16384]],
+        "overlong": "mask",
+        "dynamic_sampling": True,
+        "max_extra_rounds": 3,
+        "generate_batch_size": 64,
+        "score_workers": 8,
+    },
+    "loss": {
+        "advantage": "grpo",
+        "clip_low": 0.2,
+        "clip_high": 0.4,
+        "kl_beta": 1e-4,
+        "kl_estimator": "k3",
+        "aggregation": "token-mean",
+        "mini_batch_size": 64,
+        # 16k-token responses x a 151k vocabulary: the logits of one sequence take ~10 GB
+        "micro_batch_size": 1,
+    },
+    "optim": {"lr": 2e-6, "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0},
+    "val": {
+        "every": 25,
+        "tasks": "aime24,gpqa_diamond,ifeval,gym:graph_color",
+        "limit": 64,
+        "n": 4,
+        "temperature": 0.6,
+        "top_p": 0.95,
+    },
+    "resets": {"every": 250, "on_plateau": True, "patience": 4, "min_delta": 0.005},
+}
+
+# 16 "Name a <thing>. Answer with one word." prompts, verified by the registry's custom regex
+# verifier: reward 1 when the whole response is one word. The embedded model starts near 20%.
+SMOKE_TASK = (
+    f"custom:{Path(__file__).parent / 'smoke' / 'one_word.jsonl'}"
+    "?prompt=question&answer=pattern&verifier=regex&id=id&instruction=none"
+)
+
+CPU_SMOKE: dict[str, Any] = {
+    "steps": 10,
+    "batch_size": 4,
+    "save_every": 5,
+    "keep_last": 2,
+    "tensorboard": True,
+    "model": {
+        "name": "smollm2-135m-instruct",
+        "dtype": "float32",
+        "device": "cpu",
+        # one thread: on a busy 2-core machine a second thread mostly waits (10x slower here)
+        "cpu_threads": 1,
+    },
+    "data": {"mix": {SMOKE_TASK: 1.0}},
+    "rollout": {
+        "n": 4,
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "length_schedule": [[1, 12]],
+        "overlong": "keep",
+        "dynamic_sampling": True,
+        "max_extra_rounds": 1,
+        "generate_batch_size": 16,
+    },
+    "loss": {"kl_beta": 1e-4, "mini_batch_size": 2, "micro_batch_size": 8},
+    "optim": {"lr": 3e-6, "grad_clip": 1.0},
+    "val": {"every": 5, "limit": 16, "n": 1, "temperature": 0.0},
+    "resets": {"every": 8},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"prorl-paper": PRORL_PAPER, "cpu-smoke": CPU_SMOKE}
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """A copy of preset `name`; UserError listing the presets when unknown."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; choose one of {', '.join(sorted(PRESETS))}.")
+    return copy.deepcopy(PRESETS[name])
