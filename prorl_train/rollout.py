@@ -1,0 +1,259 @@
+"""Rollouts: draw prompts, sample n responses each on the live policy, score them, filter groups.
+
+Prompts are rendered with the shared `render_prompt` (chat template, system prompt) exactly as
+`prorl-eval` renders them, and every response is scored by its task's verifier through the shared
+`Scorer`: the reward *is* the eval score. Overlong (truncated) responses are kept as scored,
+scored 0 (`overlong: zero`) or kept out of the loss (`overlong: mask`). With dynamic sampling,
+groups whose accuracy is 0 or 1 are dropped and new prompts are drawn for at most
+`max_extra_rounds` extra rounds to refill the batch (DAPO); the step then trains on what it has.
+
+The engine is an interface (`RolloutEngine`) so a vLLM engine with in-place weight sync can replace
+`HFRolloutEngine`, which calls `generate` on the policy itself (no copy, no sync needed).
+
+Example:
+    >>> engine = HFRolloutEngine(policy, tokenizer, batch_size=16)  # doctest: +SKIP
+    >>> kept, generated, stats = collect_rollouts(  # doctest: +SKIP
+    ...     engine, mix, scorer, tokenizer, cfg, step=1)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prorl_eval.inference.base import SamplingConfig, render_prompt
+from prorl_eval.runner import derive_seed
+from prorl_eval.scoring import ScoreJob, Scorer
+from prorl_train.data import DataMix, PromptItem
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated response: its token ids (with the end-of-sequence token when produced)."""
+
+    token_ids: list[int]
+    truncated: bool
+
+
+class RolloutEngine(Protocol):
+    """Samples responses from the current policy weights."""
+
+    def sample(
+        self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
+    ) -> list[list[Sample]]:
+        """n samples for each prompt (token ids), reproducible for a given seed and weights."""
+        ...
+
+    def sync_weights(self, policy: Any) -> None:
+        """Make the engine sample from `policy`'s current weights (a no-op for HF)."""
+        ...
+
+
+class HFRolloutEngine:
+    """`model.generate` on the live policy, prompts left-padded, n copies of each per batch."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, batch_size)
+        self.pad_id = tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = tokenizer.eos_token_id
+        eos = model.generation_config.eos_token_id
+        eos = tokenizer.eos_token_id if eos is None else eos
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+
+    def sync_weights(self, policy: Any) -> None:
+        self.model = policy
+
+    def sample(
+        self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
+    ) -> list[list[Sample]]:
+        rows = [ids for ids in prompts for _ in range(n)]
+        samples: list[Sample] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                samples.extend(self._generate(chunk, sampling, derive_seed(seed, start)))
+        finally:
+            self.model.train(was_training)
+        return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _generate(self, rows: list[list[int]], sampling: SamplingConfig, seed: int) -> list[Sample]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # (B, T)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+        for b, ids in enumerate(rows):
+            input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[b, width - len(ids) :] = 1
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=attention.to(self.model.device),
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=0,
+                pad_token_id=self.pad_id,
+                eos_token_id=sorted(self.eos_ids),
+            )
+        return [self._cut(tokens) for tokens in out[:, width:].tolist()]
+
+    def _cut(self, tokens: list[int]) -> Sample:
+        for end, token in enumerate(tokens):
+            if token in self.eos_ids:
+                return Sample(tokens[: end + 1], truncated=False)
+        return Sample(tokens, truncated=True)
+
+
+@dataclass
+class Rollouts:
+    """A step's training sequences (one entry per response), grouped by prompt."""
+
+    prompt_ids: list[list[int]] = field(default_factory=list)
+    response_ids: list[list[int]] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    truncated: list[bool] = field(default_factory=list)
+    loss_mask: list[bool] = field(default_factory=list)  # False: excluded from the loss
+    group_ids: list[int] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def extend(self, other: Rollouts, keep: list[bool] | None = None) -> None:
+        """Append `other`'s sequences (only those with keep[i] when given)."""
+        for name in self.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            mine.extend(v for i, v in enumerate(theirs) if keep is None or keep[i])
+
+    @property
+    def num_groups(self) -> int:
+        return len(set(self.group_ids))
+
+
+def rollout_sampling(cfg: Any, step: int) -> SamplingConfig:
+    """The sampling settings of a training step (the length schedule picks the budget)."""
+    r = cfg.rollout
+    return SamplingConfig(
+        temperature=r.temperature,
+        top_p=r.top_p,
+        max_new_tokens=r.max_new_tokens(step),
+        seed=cfg.seed,
+        chat_template=r.chat_template,
+        system_prompt=r.system_prompt,
+    )
+
+
+def generate_and_score(
+    engine: RolloutEngine,
+    items: list[PromptItem],
+    scorer: Scorer,
+    tokenizer: Any,
+    sampling: SamplingConfig,
+    n: int,
+    seed: int,
+    overlong: str,
+    timing: dict[str, float],
+) -> Rollouts:
+    """n responses per prompt item, decoded and scored by the tasks' verifiers."""
+    prompts = [render_prompt(tokenizer, item.prompt, sampling) for item in items]
+    started = time.perf_counter()
+    samples = engine.sample(prompts, n, seed, sampling)
+    timing["rollout_s"] += time.perf_counter() - started
+    out = Rollouts()
+    jobs = []
+    for item, ids, group in zip(items, prompts, samples, strict=True):
+        for sample in group:
+            text = tokenizer.decode(sample.token_ids, skip_special_tokens=True)
+            jobs.append(ScoreJob(item.task.name, item.problem.id, text))
+            out.prompt_ids.append(ids)
+            out.response_ids.append(sample.token_ids)
+            out.truncated.append(sample.truncated)
+            out.group_ids.append(item.index)
+            out.tasks.append(item.task.name)
+            out.domains.append(item.task.domain)
+            out.texts.append(text)
+    started = time.perf_counter()
+    scores = scorer.score(jobs)
+    timing["score_s"] += time.perf_counter() - started
+    thresholds = [item.task.threshold for item in items for _ in range(n)]
+    for score, truncated, threshold in zip(scores, out.truncated, thresholds, strict=True):
+        reward = 0.0 if truncated and overlong == "zero" else score.value
+        out.rewards.append(reward)
+        out.correct.append(reward >= threshold)
+        out.loss_mask.append(not (truncated and overlong == "mask"))
+    return out
+
+
+def keep_informative(batch: Rollouts, criterion: str) -> tuple[list[bool], dict[str, float]]:
+    """Dynamic-sampling keep flags (per sequence) and the filter's stats.
+
+    Groups are judged on correctness (reward >= the task's threshold), so tasks with different
+    thresholds mix safely; `reward_std` judges on the raw rewards instead.
+    """
+    import torch
+
+    from prorl_train.dynamic_sampling import filter_groups
+
+    values = batch.correct if criterion == "accuracy" else batch.rewards
+    rewards_B = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    group_ids_B = torch.tensor(batch.group_ids, dtype=torch.long)
+    keep_B, stats = filter_groups(rewards_B, group_ids_B, criterion=criterion)
+    return keep_B.tolist(), stats
+
+
+def collect_rollouts(
+    engine: RolloutEngine,
+    mix: DataMix,
+    scorer: Scorer,
+    tokenizer: Any,
+    cfg: Any,
+    step: int,
+) -> tuple[Rollouts, Rollouts, dict[str, float]]:
+    """Fill a step's batch: returns (kept sequences, every generated sequence, stats).
+
+    Without dynamic sampling everything generated is kept. With it, each round draws as many new
+    prompts as groups are still missing, up to `1 + max_extra_rounds` rounds.
+    """
+    r = cfg.rollout
+    sampling = rollout_sampling(cfg, step)
+    timing = {"rollout_s": 0.0, "score_s": 0.0}
+    kept, generated = Rollouts(), Rollouts()
+    groups = dropped = rounds = 0
+    while rounds <= (r.max_extra_rounds if r.dynamic_sampling else 0):
+        missing = cfg.batch_size - kept.num_groups
+        if missing <= 0:
+            break
+        items = mix.draw(missing)
+        seed = derive_seed(cfg.seed, "rollout", step, rounds)
+        batch = generate_and_score(
+            engine, items, scorer, tokenizer, sampling, r.n, seed, r.overlong, timing
+        )
+        generated.extend(batch)
+        keep = None
+        if r.dynamic_sampling:
+            keep, fstats = keep_informative(batch, r.filter_criterion)
+            groups += int(fstats["groups"])
+            dropped += int(fstats["groups"]) - int(fstats["kept_groups"])
+        kept.extend(batch, keep)
+        rounds += 1
+    stats = {
+        "rollout/rounds": float(rounds),
+        "rollout/groups_kept": float(kept.num_groups),
+        "rollout/filtered_share": dropped / groups if groups else 0.0,
+        "rollout/max_new_tokens": float(sampling.max_new_tokens),
+        "time/rollout_s": timing["rollout_s"],
+        "time/score_s": timing["score_s"],
+    }
+    return kept, generated, stats

@@ -1,0 +1,274 @@
+"""The policy update of one step: old/reference log-probs, advantages, mini-batch AdamW updates.
+
+Per step: (1) one advantage per response from its group's rewards (`advantages.py`); (2) the
+rollout policy's log-probs ("old") and the reference's, without gradients, with the entropy of the
+rollout policy; (3) the prompt groups are shuffled and split into mini-batches of
+`mini_batch_size` prompts, one optimizer step each (so `batch_size / mini_batch_size` updates per
+epoch), gradients accumulated over micro-batches of `micro_batch_size` sequences; (4) the loss is
+the decoupled-clip PPO surrogate plus `kl_beta` times the KL estimate to the reference
+(`losses.py`).
+
+Log-probs are taken from logits divided by the rollout temperature, so the "old" policy is the
+distribution the responses were actually sampled from (as verl does); the ProRL paper does not say.
+Micro-batch losses are weighted so the mini-batch loss equals the aggregation over the whole
+mini-batch (token-mean: by tokens, the sequence means: by sequences).
+
+Example:
+    >>> stats = optimise(  # doctest: +SKIP
+    ...     policy, reference, optimizer, rollouts, cfg, step=1, pad_id=0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from prorl_eval.runner import derive_seed
+from prorl_train.rollout import Rollouts
+
+
+@dataclass
+class Packed:
+    """Prompts left-padded to width P, responses right-padded to width R, back to back.
+
+    Only the last R + 1 positions need logits (those predicting response tokens), so the
+    vocabulary projection never runs over the prompt.
+    """
+
+    input_ids_BL: Tensor  # L = P + R
+    attention_BL: Tensor
+    position_ids_BL: Tensor
+    targets_BR: Tensor  # the response tokens (pad where the response ended)
+    mask_BR: Tensor  # bool: a real response token
+
+
+def pack(rollouts: Rollouts, indices: list[int], pad_id: int) -> Packed:
+    """Pack sequences `indices` of `rollouts` into tensors (see `Packed`)."""
+    width_p = max(len(rollouts.prompt_ids[i]) for i in indices)
+    width_r = max(len(rollouts.response_ids[i]) for i in indices)
+    input_ids = torch.full((len(indices), width_p + width_r), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for b, i in enumerate(indices):
+        prompt, response = rollouts.prompt_ids[i], rollouts.response_ids[i]
+        input_ids[b, width_p - len(prompt) : width_p] = torch.tensor(prompt, dtype=torch.long)
+        input_ids[b, width_p : width_p + len(response)] = torch.tensor(response, dtype=torch.long)
+        attention[b, width_p - len(prompt) : width_p + len(response)] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows
+    return Packed(
+        input_ids, attention, positions, input_ids[:, width_p:], attention[:, width_p:].bool()
+    )
+
+
+def forward_logprobs(
+    model: Any, packed: Packed, temperature: float, entropy: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies."""
+    from prorl_train.losses import entropy_from_logits, token_logprobs
+
+    device = next(model.parameters()).device
+    width_r = packed.targets_BR.shape[1]
+    out = model(
+        input_ids=packed.input_ids_BL.to(device),
+        attention_mask=packed.attention_BL.to(device),
+        position_ids=packed.position_ids_BL.to(device),
+        logits_to_keep=width_r + 1,
+        use_cache=False,
+    )
+    logits_BRV = out.logits[:, :-1].float() / temperature
+    logp_BR = token_logprobs(logits_BRV, packed.targets_BR.to(device))
+    ent_BR = None
+    if entropy:
+        with torch.no_grad():
+            ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
+    return logp_BR, ent_BR
+
+
+def micro_batches(indices: list[int], size: int) -> list[list[int]]:
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+@torch.no_grad()
+def score_sequences(
+    model: Any, rollouts: Rollouts, indices: list[int], cfg: Any, pad_id: int, entropy: bool
+) -> tuple[dict[int, Tensor], float]:
+    """Response-token log-probs per sequence under `model`, and the mean token entropy."""
+    out: dict[int, Tensor] = {}
+    ent_sum, tokens = 0.0, 0
+    for chunk in micro_batches(indices, cfg.loss.micro_batch_size):
+        packed = pack(rollouts, chunk, pad_id)
+        logp_BT, ent_BT = forward_logprobs(model, packed, cfg.rollout.temperature, entropy)
+        logp_BT = logp_BT.detach().cpu()
+        for b, i in enumerate(chunk):
+            out[i] = logp_BT[b][packed.mask_BR[b]]
+        if ent_BT is not None:
+            ent_sum += float(ent_BT[packed.mask_BR].sum())
+            tokens += int(packed.mask_BR.sum())
+    return out, (ent_sum / tokens if tokens else 0.0)
+
+
+def scatter(per_seq: dict[int, Tensor], chunk: list[int], mask_BT: Tensor) -> Tensor:
+    """Per-sequence response values laid out on a packed batch's (B, T) grid."""
+    grid_BT = torch.zeros(mask_BT.shape, dtype=torch.float32)
+    grid_BT[mask_BT] = torch.cat([per_seq[i] for i in chunk])
+    return grid_BT
+
+
+def minibatch_groups(
+    rollouts: Rollouts, indices: list[int], size: int, seed: int
+) -> list[list[int]]:
+    """Shuffle prompt groups (seeded); split their sequences into mini-batches of `size` groups."""
+    by_group: dict[int, list[int]] = {}
+    for i in indices:
+        by_group.setdefault(rollouts.group_ids[i], []).append(i)
+    keys = sorted(by_group)
+    generator = torch.Generator().manual_seed(seed)
+    order = [keys[j] for j in torch.randperm(len(keys), generator=generator).tolist()]
+    return [
+        [i for g in order[k : k + size] for i in by_group[g]] for k in range(0, len(order), size)
+    ]
+
+
+class StatsSum:
+    """Token-weighted sums of the loss statistics over micro-batches."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0.0
+        self.ratio_max = float("-inf")
+        self.ratio_min = float("inf")
+
+    def add(self, stats: dict[str, float], extra: dict[str, float]) -> None:
+        n = stats["tokens"]
+        self.tokens += n
+        for key in ("clip_frac_low", "clip_frac_high", "ratio_mean", "approx_kl"):
+            self.sums[key] = self.sums.get(key, 0.0) + stats[key] * n
+        for key, value in extra.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value * n
+        if n:
+            self.ratio_max = max(self.ratio_max, stats["ratio_max"])
+            self.ratio_min = min(self.ratio_min, stats["ratio_min"])
+
+    def result(self) -> dict[str, float]:
+        out = {f"actor/{k}": v / self.tokens if self.tokens else 0.0 for k, v in self.sums.items()}
+        out["actor/ratio_max"] = self.ratio_max if self.tokens else 0.0
+        out["actor/ratio_min"] = self.ratio_min if self.tokens else 0.0
+        return out
+
+
+def micro_loss(
+    policy: Any,
+    rollouts: Rollouts,
+    chunk: list[int],
+    ctx: dict[str, Any],
+    cfg: Any,
+    pad_id: int,
+) -> tuple[Tensor, dict[str, float], dict[str, float], Tensor]:
+    """Loss of one micro-batch (unweighted), its stats, and its mask."""
+    from prorl_train.losses import KL_ESTIMATORS, kl_penalty, policy_loss
+
+    packed = pack(rollouts, chunk, pad_id)
+    logp_BT, _ = forward_logprobs(policy, packed, cfg.rollout.temperature)
+    device = logp_BT.device
+    mask_BT = packed.mask_BR.to(device)
+    old_BT = scatter(ctx["old"], chunk, packed.mask_BR).to(device)
+    adv_B = ctx["advantages"][chunk].to(device)
+    loss, stats = policy_loss(
+        logp_BT,
+        old_BT,
+        adv_B,
+        mask_BT,
+        clip_low=cfg.loss.clip_low,
+        clip_high=cfg.loss.clip_high,
+        aggregation=cfg.loss.aggregation,
+    )
+    extra = {"pg_loss": float(loss.detach())}
+    if ctx["ref"] is not None:
+        ref_BT = scatter(ctx["ref"], chunk, packed.mask_BR).to(device)
+        kl = kl_penalty(
+            logp_BT,
+            ref_BT,
+            mask_BT,
+            estimator=cfg.loss.kl_estimator,
+            aggregation=cfg.loss.aggregation,
+        )
+        loss = loss + cfg.loss.kl_beta * kl
+        with torch.no_grad():
+            k3 = KL_ESTIMATORS["k3"](logp_BT.detach(), ref_BT)[mask_BT].mean()
+        extra.update(kl_loss=float(kl.detach()), kl_ref=float(k3))
+    return loss, stats, extra, packed.mask_BR
+
+
+def micro_weight(aggregation: str, mask_BT: Tensor, total_tokens: int, total_rows: int) -> float:
+    """Weight of a micro-batch loss so the weighted sum is the mini-batch aggregate."""
+    if aggregation == "token-mean":
+        return int(mask_BT.sum()) / total_tokens
+    return int((mask_BT.sum(-1) > 0).sum()) / total_rows
+
+
+def update_minibatch(
+    policy: Any, optimizer: Any, rollouts: Rollouts, mb: list[int], ctx: dict, cfg: Any, pad_id: int
+) -> tuple[float, list[tuple[dict[str, float], dict[str, float]]]]:
+    """Accumulate gradients over the micro-batches of `mb`, clip, step; (grad norm, stats)."""
+    total_tokens = sum(len(rollouts.response_ids[i]) for i in mb)
+    optimizer.zero_grad(set_to_none=True)
+    collected = []
+    for chunk in micro_batches(mb, cfg.loss.micro_batch_size):
+        loss, stats, extra, mask_BT = micro_loss(policy, rollouts, chunk, ctx, cfg, pad_id)
+        (loss * micro_weight(cfg.loss.aggregation, mask_BT, total_tokens, len(mb))).backward()
+        collected.append((stats, extra))
+    max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm), collected
+
+
+def optimise(
+    policy: Any,
+    reference: Any,
+    optimizer: Any,
+    rollouts: Rollouts,
+    cfg: Any,
+    step: int,
+    pad_id: int,
+) -> dict[str, float]:
+    """All of a step's updates on `rollouts`; returns the actor statistics of the step."""
+    from prorl_train.advantages import compute_advantages
+
+    rewards_B = torch.tensor(rollouts.rewards, dtype=torch.float32)
+    group_ids_B = torch.tensor(rollouts.group_ids, dtype=torch.long)
+    advantages_B = compute_advantages(rewards_B, group_ids_B, estimator=cfg.loss.advantage)
+    indices = [i for i in range(len(rollouts)) if rollouts.loss_mask[i]]
+    if not indices:
+        return {"actor/updates": 0.0}
+    policy.train()
+    old, entropy = score_sequences(policy, rollouts, indices, cfg, pad_id, entropy=True)
+    ref = None
+    if reference is not None and cfg.loss.kl_beta > 0:
+        ref, _ = score_sequences(reference, rollouts, indices, cfg, pad_id, entropy=False)
+    ctx = {"old": old, "ref": ref, "advantages": advantages_B}
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.optim.lr_at(step)
+    totals, norms = StatsSum(), []
+    for epoch in range(cfg.loss.epochs):
+        seed = derive_seed(cfg.seed, "minibatch", step, epoch)
+        for mb in minibatch_groups(rollouts, indices, cfg.loss.mini_batch_size, seed):
+            norm, collected = update_minibatch(policy, optimizer, rollouts, mb, ctx, cfg, pad_id)
+            norms.append(norm)
+            for stats, extra in collected:
+                totals.add(stats, extra)
+    out = totals.result()
+    out.update(
+        {
+            "actor/entropy": entropy,
+            "actor/grad_norm": sum(norms) / len(norms),
+            "actor/grad_norm_max": max(norms),
+            "actor/updates": float(len(norms)),
+            "actor/lr": cfg.optim.lr_at(step),
+            "actor/advantage_abs_mean": float(advantages_B[indices].abs().mean()),
+        }
+    )
+    return out

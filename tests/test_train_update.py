@@ -1,0 +1,188 @@
+"""The update step: packing and log-probs vs a per-sequence forward, micro-batch weighting,
+mini-batch splits, and that zero advantages leave the weights alone."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from prorl_train.config import load_config
+from prorl_train.rollout import Rollouts
+from prorl_train.update import (
+    forward_logprobs,
+    minibatch_groups,
+    optimise,
+    pack,
+    update_minibatch,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: a second thread only adds contention
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+
+
+def make_rollouts(groups: int = 3, n: int = 4, seed: int = 0) -> Rollouts:
+    """Random prompts/responses of varied lengths, rewards mixed within each group."""
+    g = torch.Generator().manual_seed(seed)
+    r = Rollouts()
+    for group in range(groups):
+        prompt = torch.randint(5, 1000, (int(torch.randint(2, 7, (1,), generator=g)),), generator=g)
+        for j in range(n):
+            length = int(torch.randint(1, 6, (1,), generator=g))
+            r.prompt_ids.append(prompt.tolist())
+            r.response_ids.append(torch.randint(5, 1000, (length,), generator=g).tolist())
+            r.rewards.append(float((j + group) % 2))
+            r.correct.append(bool((j + group) % 2))
+            r.truncated.append(False)
+            r.loss_mask.append(True)
+            r.group_ids.append(100 + group)
+            r.tasks.append("t")
+            r.domains.append("d")
+            r.texts.append("")
+    return r
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_packed_logprobs_match_a_per_sequence_forward(model, temperature):
+    r = make_rollouts()
+    indices = list(range(len(r)))
+    packed = pack(r, indices, pad_id=0)
+    logp_BR, ent_BR = forward_logprobs(model, packed, temperature, entropy=True)
+    with torch.no_grad():
+        for b, i in enumerate(indices):
+            seq = torch.tensor([r.prompt_ids[i] + r.response_ids[i]])
+            logits = model(seq).logits[0, :-1] / temperature
+            start = len(r.prompt_ids[i]) - 1
+            logp = logits.log_softmax(-1)[start:]
+            want = logp.gather(-1, seq[0, start + 1 :, None])[:, 0]
+            got = logp_BR[b][packed.mask_BR[b]]
+            assert torch.allclose(got, want, atol=1e-5)
+            want_ent = -(logp.exp() * logp).sum(-1)
+            assert torch.allclose(ent_BR[b][packed.mask_BR[b]], want_ent, atol=1e-4)
+    assert packed.mask_BR.sum(-1).tolist() == [len(r.response_ids[i]) for i in indices]
+
+
+class RecordingOptimizer(torch.optim.SGD):
+    """SGD with lr 0 that remembers the gradients it was asked to apply."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=0.0)
+        self.seen: list[list[torch.Tensor]] = []
+
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.seen.append([p.grad.clone() if p.grad is not None else None for p in params])
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+def test_micro_batches_give_the_full_batch_gradient(model, tmp_path, aggregation):
+    """Accumulating weighted micro-batch losses equals one pass over the whole mini-batch."""
+    r = make_rollouts(groups=3, n=3)
+    mb = list(range(len(r)))
+    adv = torch.linspace(-1, 1, len(r))
+    with torch.no_grad():
+        old = forward_logprobs(model, pack(r, mb, 0), 1.0)[0]
+    packed = pack(r, mb, 0)
+    old_seq = {i: old[b][packed.mask_BR[b]] - 0.05 * (i % 3) for b, i in enumerate(mb)}
+    ctx = {"old": old_seq, "ref": old_seq, "advantages": adv}
+    grads = []
+    for micro in (len(r), 2):
+        cfg = load_config(
+            None,
+            overrides=[
+                f"loss.micro_batch_size={micro}",
+                f"loss.aggregation={aggregation}",
+                "loss.kl_beta=0.1",
+                "optim.grad_clip=0",
+                "rollout.temperature=1.0",
+            ],
+            out=str(tmp_path),
+        )
+        opt = RecordingOptimizer(model.parameters())
+        update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
+        grads.append(opt.seen[0])
+    for full, accumulated in zip(*grads, strict=True):
+        if full is None:
+            assert accumulated is None
+            continue
+        assert torch.allclose(full, accumulated, atol=1e-6, rtol=1e-4)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[0])
+
+
+@pytest.mark.parametrize(("groups", "size"), [(5, 2), (4, 4), (7, 3), (1, 3)])
+def test_minibatches_keep_groups_whole(groups, size):
+    r = make_rollouts(groups=groups, n=2)
+    indices = list(range(len(r)))
+    batches = minibatch_groups(r, indices, size, seed=1)
+    assert len(batches) == math.ceil(groups / size)
+    assert sorted(i for b in batches for i in b) == indices
+    for batch in batches:
+        assert len({r.group_ids[i] for i in batch}) <= size
+        for i in batch:  # a group's sequences are all in the same mini-batch
+            same = [j for j in indices if r.group_ids[j] == r.group_ids[i]]
+            assert set(same) <= set(batch)
+    assert batches == minibatch_groups(r, indices, size, seed=1)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_optimise_changes_weights_only_with_signal(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    cfg = load_config(
+        None,
+        overrides=[
+            "loss.kl_beta=0",
+            "optim.weight_decay=0",
+            "optim.lr=1e-2",
+            "batch_size=3",
+            "loss.mini_batch_size=2",
+            "loss.epochs=2",
+            "rollout.temperature=1.0",
+        ],
+        out=str(tmp_path),
+    )
+    before = snapshot(policy)
+    flat = make_rollouts(groups=3, n=4)
+    flat.rewards = [1.0] * len(flat)  # every group constant: advantage 0
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-2, weight_decay=0.0)
+    stats = optimise(policy, None, opt, flat, cfg, step=1, pad_id=0)
+    assert stats["actor/updates"] == 4  # 2 epochs x ceil(3 groups / 2)
+    assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
+    stats = optimise(policy, None, opt, make_rollouts(groups=3, n=4), cfg, step=2, pad_id=0)
+    changed = [k for k, v in policy.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed
+    for key in ("actor/entropy", "actor/clip_frac_low", "actor/clip_frac_high", "actor/grad_norm"):
+        assert math.isfinite(stats[key])
+    assert stats["actor/ratio_min"] <= stats["actor/ratio_mean"] <= stats["actor/ratio_max"]
+    assert stats["actor/lr"] == pytest.approx(1e-2)
+
+
+def test_masked_sequences_are_left_out(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    cfg = load_config(None, overrides=["loss.kl_beta=0"], out=str(tmp_path))
+    r = make_rollouts(groups=2, n=2)
+    r.loss_mask = [False] * len(r)
+    opt = torch.optim.AdamW(policy.parameters())
+    before = snapshot(policy)
+    assert optimise(policy, None, opt, r, cfg, step=1, pad_id=0) == {"actor/updates": 0.0}
+    assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
