@@ -1,0 +1,346 @@
+"""The ProRL training loop: rollouts → rewards → updates → validation → resets → checkpoints.
+
+    prorl-train --preset cpu-smoke --out runs/t            # a few minutes on 2 CPU cores
+    prorl-train --preset cpu-smoke --out runs/t --resume   # continue after a crash or Ctrl-C
+    prorl-train --preset prorl-paper --out runs/p --set data.data_dir=/data
+
+One step: draw `batch_size` prompts from the data mix, sample `rollout.n` responses each on the
+live policy, reward them with the tasks' verifiers, drop uninformative groups and refill
+(dynamic sampling), then take `batch_size / mini_batch_size` AdamW steps on the decoupled-clip
+GRPO loss with a k3 KL penalty to the reference (`update.py`). Every `val.every` steps the policy
+is validated with the eval harness; resets fire on schedule, on a `RESET` file or on a validation
+plateau (`resets.py`). Metrics are logged every step, checkpoints written every `save_every`.
+
+Exact resume: every random choice is derived from (seed, step, ...) — rollout sampling seeds, the
+data order, mini-batch shuffles — and the checkpoint holds everything else that changes (weights,
+reference, optimizer, data cursor, reset history, plateau state, RNG states, metrics). On CPU a
+resumed run therefore reproduces the uninterrupted run's metrics exactly (timings aside).
+
+Ctrl-C: during rollouts the step is abandoned (nothing has changed the weights yet) and the state
+of the last finished step is saved; during an update the step finishes first. A second Ctrl-C
+aborts at once, keeping the last checkpoint. Either way the exit code is 130.
+
+Departures from the paper (ProRL, Liu et al. 2025, built on verl): rollouts use HF `generate` on
+the training weights (no vLLM engine yet, so no weight sync and no inference/training mismatch);
+weights stay in float32 with bfloat16 autocast on GPU; one process, no FSDP/sequence packing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prorl_eval.errors import UserError
+from prorl_train import checkpoint as ckpt
+from prorl_train.config import TrainConfig, config_to_yaml
+from prorl_train.metrics import MetricsLogger, rollout_metrics
+
+# Settings that may change on --resume without being reported as a change of recipe.
+RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_last", "tensorboard")
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C: the run stopped; `checkpoint` is the newest checkpoint on disk (or None)."""
+
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted; latest checkpoint: {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+class StopFlag:
+    """SIGINT handler: the first Ctrl-C asks to stop after the step (or aborts a rollout phase,
+    which is safe to redo); a second one raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.abortable = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.requested or self.abortable:
+            self.requested = True
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@dataclass
+class Models:
+    policy: Any
+    tokenizer: Any
+    reference: Any  # None when kl_beta == 0
+    optimizer: Any
+    base_path: str
+    reference_is_base: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def autocast(cfg: TrainConfig, device: str) -> Any:
+    """bfloat16/float16 autocast on GPU when model.dtype asks for it; a no-op on CPU/float32."""
+    import torch
+
+    dtype = cfg.model.dtype
+    if not device.startswith("cuda") or dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
+
+
+def load_models(cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any]) -> Models:
+    """Policy (float32 weights), tokenizer, reference (frozen, only if kl_beta > 0), AdamW."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prorl_eval.checkpoints import resolve_model
+    from prorl_eval.inference.hf import pick_device, pick_dtype
+
+    ref = resolve_model(cfg.model.name)
+    device = pick_device(cfg.model.device)
+    if cfg.model.cpu_threads:
+        torch.set_num_threads(cfg.model.cpu_threads)
+    source = str(checkpoint / "policy") if checkpoint else ref.path
+    revision = None if checkpoint else ref.revision
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    policy = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32)
+    policy.to(device)
+    if cfg.model.gradient_checkpointing:
+        policy.gradient_checkpointing_enable()
+    reference, is_base = None, state.get("reference", "base") == "base"
+    if cfg.loss.kl_beta > 0:  # frozen: kept in the compute dtype (bfloat16 on GPU)
+        ref_source = ref.path if is_base else str(checkpoint / "reference")
+        reference = AutoModelForCausalLM.from_pretrained(
+            ref_source,
+            revision=ref.revision if is_base else None,
+            dtype=pick_dtype(cfg.model.dtype, device),
+        )
+        reference.to(device).eval().requires_grad_(False)
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(
+        policy.parameters(),
+        lr=o.lr,
+        betas=(o.beta1, o.beta2),
+        eps=o.eps,
+        weight_decay=o.weight_decay,
+    )
+    return Models(policy, tokenizer, reference, optimizer, ref.path, is_base)
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """'key: old -> new' for every setting that differs (nested sections flattened)."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("mix",):
+            changes.extend(config_changes(a, b, f"{prefix}{key}."))
+        elif a != b and f"{prefix}{key}" not in RESUMABLE_CHANGES:
+            changes.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return changes
+
+
+def prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path | None, dict[str, Any]]:
+    """Check the run folder; on resume find the newest checkpoint and its state."""
+    from prorl_eval.jsonio import ensure_writable_dir
+
+    run_dir = ensure_writable_dir(cfg.out)
+    found = ckpt.latest_checkpoint(run_dir)
+    if not resume:
+        if found is not None or (run_dir / "metrics.jsonl").exists():
+            raise UserError(
+                f"{run_dir} already holds a run; pass --resume to continue it, or choose "
+                "another --out."
+            )
+        return None, {}
+    ckpt.remove_stale(run_dir)
+    if found is None:
+        return None, {}
+    return found, ckpt.read_state(found)
+
+
+class Trainer:
+    """One training run; build with a validated config, then call `run()`."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False) -> None:
+        from prorl_eval.scoring import Scorer
+        from prorl_eval.tasks.registry import TaskOptions
+        from prorl_train.data import DataMix
+        from prorl_train.resets import ResetManager
+        from prorl_train.rollout import HFRolloutEngine
+
+        cfg.validate()
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.checkpoint, state = prepare_run_dir(cfg, resume)
+        self.notes: list[str] = []
+        options = TaskOptions(
+            limit=cfg.data.limit, seed=cfg.data.data_seed, data_dir=cfg.data.data_dir
+        )
+        self.mix = DataMix(cfg.data.mix, options, cfg.seed)
+        self.models = load_models(cfg, self.checkpoint, state)
+        self.engine = HFRolloutEngine(
+            self.models.policy, self.models.tokenizer, cfg.rollout.generate_batch_size
+        )
+        self.scorer = Scorer(
+            {name: options for name in self.mix.names},
+            workers=cfg.rollout.score_workers,
+            tasks=self.mix.tasks,
+        )
+        self.resets = ResetManager(cfg.resets, self.run_dir)
+        self.step = 0
+        self.saved_step = 0
+        self._restore(state)
+        self.logger = MetricsLogger(self.run_dir, cfg.tensorboard)
+        if self.logger.note:
+            self.notes.append(self.logger.note)
+        self.stop = StopFlag()
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Fresh run: seed and write config.yaml. Resume: load every piece of saved state."""
+        import torch
+
+        from prorl_train.validation import drop_after
+
+        (self.run_dir / "config.yaml").write_text(config_to_yaml(self.cfg), encoding="utf-8")
+        if self.checkpoint is None:
+            torch.manual_seed(self.cfg.seed)
+            for stale in ("metrics.jsonl", "resets.jsonl"):
+                (self.run_dir / stale).unlink(missing_ok=True)
+            drop_after(self.run_dir, 0)
+            return
+        changes = config_changes(state.get("config", {}), self.cfg.to_dict())
+        if changes:
+            self.notes.append("settings changed since the checkpoint: " + "; ".join(changes))
+        ckpt.load_optimizer(self.models.optimizer, self.checkpoint)
+        ckpt.load_rng(self.checkpoint)
+        ckpt.restore_metrics(self.checkpoint, self.run_dir)
+        self.mix.load_state_dict(state["data"])
+        self.resets.load_state_dict(state["resets"])
+        self.step = self.saved_step = int(state["step"])
+        drop_after(self.run_dir, self.step)
+        self.notes.append(f"resumed from {self.checkpoint} (step {self.step})")
+
+    # ------------------------------------------------------------------------------ the loop
+
+    def run(self, on_step: Any = None) -> dict[str, Any]:
+        """Train to `cfg.steps`; `on_step(row)` is called after every step. Returns a summary."""
+        previous = None
+        with contextlib.suppress(ValueError):  # not the main thread: no Ctrl-C handling
+            previous = signal.signal(signal.SIGINT, self.stop)
+        try:
+            while self.step < self.cfg.steps:
+                row = self._step_or_interrupt(self.step + 1)
+                if on_step is not None:
+                    on_step(row)
+                if self.stop.requested:
+                    raise TrainingInterrupted(self.save())
+            final = self.save()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self.close()
+        return {"step": self.step, "checkpoint": str(final), "notes": self.notes}
+
+    def _step_or_interrupt(self, step: int) -> dict[str, Any]:
+        """Run one step; a Ctrl-C in its rollout phase rolls the data cursor back and saves."""
+        cursor = self.mix.state_dict()
+        try:
+            return self.train_step(step)
+        except KeyboardInterrupt:
+            if self.stop.abortable:
+                self.mix.load_state_dict(cursor)
+                self.stop.abortable = False
+                raise TrainingInterrupted(self.save()) from None
+            raise TrainingInterrupted(ckpt.latest_checkpoint(self.run_dir)) from None
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """One full step; returns the metrics row it logged."""
+        from prorl_train.rollout import collect_rollouts
+        from prorl_train.update import optimise
+
+        started = time.perf_counter()
+        m = self.models
+        policy_device = str(next(m.policy.parameters()).device)
+        self.stop.abortable = True
+        with autocast(self.cfg, policy_device):
+            kept, generated, stats = collect_rollouts(
+                self.engine, self.mix, self.scorer, m.tokenizer, self.cfg, step
+            )
+        self.stop.abortable = False
+        stats.update(rollout_metrics(generated))
+        t0 = time.perf_counter()
+        pad_id = m.tokenizer.pad_token_id or 0
+        with autocast(self.cfg, policy_device):
+            stats.update(optimise(m.policy, m.reference, m.optimizer, kept, self.cfg, step, pad_id))
+        self.engine.sync_weights(m.policy)  # a no-op for HF; a vLLM engine reloads weights here
+        stats["time/update_s"] = time.perf_counter() - t0
+        self.step = step
+        stats.update(self._validate_and_reset(step))
+        stats["time/step_s"] = time.perf_counter() - started
+        row = self.logger.log(step, stats)  # before the save: the checkpoint holds this row
+        if step % self.cfg.save_every == 0 or step == self.cfg.steps:
+            self.save()
+        return row
+
+    def _validate_and_reset(self, step: int) -> dict[str, Any]:
+        """Validation (when due) and resets (when triggered) after a step's update."""
+        from prorl_train.validation import run_validation
+
+        out: dict[str, Any] = {}
+        val = None
+        if self.cfg.val.every and step % self.cfg.val.every == 0:
+            t0 = time.perf_counter()
+            with autocast(self.cfg, str(next(self.models.policy.parameters()).device)):
+                val = run_validation(self.models.policy, self.models.tokenizer, self.cfg, step)
+            out.update(val)
+            out["time/val_s"] = time.perf_counter() - t0
+        triggers, detail = self.resets.triggers(step, val)
+        if triggers:
+            m = self.models
+            event = self.resets.apply(step, triggers, detail, m.policy, m.reference, m.optimizer)
+            if "reference" in event.reset:
+                m.reference_is_base = False
+            out["reset/event"] = 1
+            out["reset/triggers"] = "+".join(triggers)
+        out["reset/count"] = len(self.resets.history)
+        return out
+
+    # ------------------------------------------------------------------------- checkpoints
+
+    def save(self) -> Path | None:
+        """Checkpoint the state after `self.step` (skipped when already saved or at step 0)."""
+        if self.step == 0:
+            return None
+        if self.step == self.saved_step and self.checkpoint_path(self.step).is_dir():
+            return self.checkpoint_path(self.step)
+        m = self.models
+        state = {
+            "data": self.mix.state_dict(),
+            "resets": self.resets.state_dict(),
+            "reference": "base" if m.reference_is_base else "saved",
+            "config": self.cfg.to_dict(),
+        }
+        path = ckpt.save_checkpoint(
+            self.run_dir,
+            self.step,
+            policy=m.policy,
+            tokenizer=m.tokenizer,
+            reference=None if m.reference_is_base else m.reference,
+            optimizer=m.optimizer,
+            state=state,
+            keep_last=self.cfg.keep_last,
+        )
+        self.saved_step = self.step
+        return path
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.run_dir / f"checkpoint-{step}"
+
+    def close(self) -> None:
+        self.logger.close()
+        self.scorer.close()
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, on_step: Any = None) -> dict[str, Any]:
+    """Build a Trainer and run it: the library entry point behind `prorl-train`."""
+    trainer = Trainer(cfg, resume=resume)
+    return trainer.run(on_step=on_step)

@@ -1,0 +1,267 @@
+"""The training loop end to end on CPU: it learns a trivial verifiable task, and a run killed
+(kill -9, during training or in the middle of a checkpoint save) or stopped with Ctrl-C resumes to
+exactly the metrics of an uninterrupted run.
+
+The model is the 2-layer random Llama of `tiny_model_dir` given a pretrained-like prior: the
+embeddings of the 16 single-letter tokens A..P point along the hidden state that precedes the
+response, so ~90% of first tokens are one of those letters. The task (`capital_start.jsonl`,
+a `custom:` regex task: reward 1 when the response starts with A, B or C) then starts near
+3/16 and RL can raise it by moving mass among the letters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+CAPS = (
+    f"custom:{FIXTURES}/capital_start.jsonl?prompt=prompt&answer=pattern&verifier=regex&id=id"
+    "&instruction=none"
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def peaked_model_dir(tiny_model_dir, tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prorl_eval.inference.base import SamplingConfig, render_prompt
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([render_prompt(tok, "Say something.", SamplingConfig())])
+    with torch.no_grad():
+        h = model(ids, output_hidden_states=True).hidden_states[-1][0, -1]
+        g = torch.Generator().manual_seed(0)
+        emb = model.get_input_embeddings().weight
+        for letter in "ABCDEFGHIJKLMNOP":
+            token = tok.convert_tokens_to_ids(letter)
+            emb[token] = 1.28 * h / h.norm() + 0.02 * torch.randn(h.shape, generator=g)
+    out = tmp_path_factory.mktemp("peaked")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def settings(model_dir: Path, **top) -> dict:
+    """A run that takes ~1 s a step on one core."""
+    return {
+        "steps": 6,
+        "batch_size": 8,
+        "save_every": 2,
+        "keep_last": 2,
+        "seed": 0,
+        "tensorboard": False,
+        "model": {"name": str(model_dir), "device": "cpu", "dtype": "float32", "cpu_threads": 1},
+        "data": {"mix": {CAPS: 1.0}},
+        "rollout": {
+            "n": 8,
+            "temperature": 1.0,
+            "length_schedule": [[1, 1]],
+            "overlong": "keep",
+            "max_extra_rounds": 1,
+        },
+        "loss": {"kl_beta": 0.001, "mini_batch_size": 2, "micro_batch_size": 16},
+        "optim": {"lr": 1e-3},
+        "val": {"every": 2, "limit": 4, "n": 2, "temperature": 1.0},
+        "resets": {"every": 4},
+        **top,
+    }
+
+
+def make_config(tmp_path: Path, data: dict, out: Path):
+    from prorl_train.config import load_config
+
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, load_config(None, path, out=str(out))
+
+
+def read_rows(run: Path) -> list[dict]:
+    from prorl_train.metrics import read_metrics
+
+    return read_metrics(run / "metrics.jsonl")
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def test_it_learns_the_task(tmp_path, peaked_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from prorl_train.trainer import train
+
+    data = settings(peaked_model_dir, steps=14, save_every=100)
+    data["val"] = {"every": 0}
+    data["resets"] = {"every": 0}
+    _, cfg = make_config(tmp_path, data, tmp_path / "learn")
+    started = time.perf_counter()
+    summary = train(cfg)
+    elapsed = time.perf_counter() - started
+    rows = read_rows(tmp_path / "learn")
+    rewards = [row["reward/mean"] for row in rows]
+    assert len(rows) == 14 and summary["step"] == 14
+    assert sum(rewards[:2]) / 2 < 0.3, rewards  # starts near 3/16
+    assert sum(rewards[-2:]) / 2 > 0.75, rewards  # ends high
+    assert rows[-1]["actor/entropy"] < rows[0]["actor/entropy"]
+    before = AutoModelForCausalLM.from_pretrained(peaked_model_dir, dtype=torch.float32)
+    after = AutoModelForCausalLM.from_pretrained(summary["checkpoint"] + "/policy")
+    changed = [
+        k for k, v in after.state_dict().items() if not torch.equal(v, before.state_dict()[k])
+    ]
+    assert len(changed) > 5
+    print(f"14 steps in {elapsed:.1f}s; rewards {[round(r, 2) for r in rewards]}")
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, peaked_model_dir):
+    """The uninterrupted reference run (in-process), and its settings."""
+    from prorl_train.trainer import train
+
+    folder = tmp_path_factory.mktemp("straight")
+    data = settings(peaked_model_dir)
+    _, cfg = make_config(folder, data, folder / "run")
+    train(cfg)
+    return data, read_rows(folder / "run"), folder / "run"
+
+
+def test_the_reference_run_exercises_validation_resets_and_checkpoints(straight_run):
+    _, rows, run = straight_run
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [("val/pass@1" in row) for row in rows] == [False, True, False, True, False, True]
+    assert [row.get("reset/event", 0) for row in rows] == [0, 0, 0, 1, 0, 0]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert (run / "val" / "step-2" / "results.json").is_file()
+    for key in (
+        "reward/mean",
+        "reward/custom",
+        "reward/accuracy",
+        "actor/entropy",
+        "actor/kl_ref",
+        "actor/clip_frac_low",
+        "actor/clip_frac_high",
+        "actor/ratio_mean",
+        "actor/grad_norm",
+        "actor/lr",
+        "rollout/response_len_mean",
+        "rollout/response_len_max",
+        "rollout/truncated_share",
+        "rollout/filtered_share",
+        "time/rollout_s",
+        "time/score_s",
+        "time/update_s",
+    ):
+        assert key in rows[0], key
+
+
+def cli(config: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    command = [sys.executable, "-m", "prorl_train.cli", "--config", str(config), "--out", str(out)]
+    return subprocess.Popen(
+        [*command, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early ({proc.returncode}): {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def resume_and_compare(config: Path, out: Path, straight_rows: list[dict]) -> str:
+    done = cli(config, out, "--resume")
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    assert without_timing(read_rows(out)) == without_timing(straight_rows)
+    assert list(out.glob(".checkpoint-*")) == []
+    return err
+
+
+def test_kill_9_mid_training_then_resume_matches(tmp_path, straight_run):
+    data, straight_rows, _ = straight_run
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    proc = cli(config, out)
+    wait_for(lambda: len(read_rows(out)) >= 3, proc)  # step 3 logged; checkpoint-2 on disk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoint-2").is_dir()
+    err = resume_and_compare(config, out, straight_rows)
+    assert "resumed from" in err
+
+
+def test_kill_9_during_a_checkpoint_save_then_resume_matches(tmp_path, straight_run):
+    data, straight_rows, _ = straight_run
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    proc = cli(config, out, env={"PRORL_TRAIN_SAVE_PAUSE": "60@4"})
+    wait_for(lambda: (out / ".checkpoint-4.tmp" / "rng.pt").is_file(), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the half-written checkpoint is not a checkpoint; the previous one is intact
+    from prorl_train.checkpoint import latest_checkpoint, read_state
+
+    assert latest_checkpoint(out) == out / "checkpoint-2"
+    assert read_state(out / "checkpoint-2")["step"] == 2
+    assert len(read_rows(out)) == 4  # step 4 was logged before its save began
+    resume_and_compare(config, out, straight_rows)
+
+
+def test_ctrl_c_saves_and_exits_130_then_resume_matches(tmp_path, straight_run):
+    data, straight_rows, _ = straight_run
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    proc = cli(config, out)
+    wait_for(lambda: len(read_rows(out)) >= 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    from prorl_train.checkpoint import latest_checkpoint, read_state
+
+    saved = latest_checkpoint(out)
+    assert saved is not None
+    step = read_state(saved)["step"]
+    assert step >= 1 and len(read_rows(out)) == step  # the checkpoint holds every logged row
+    resume_and_compare(config, out, straight_rows)
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, straight_run, capsys):
+    from prorl_train.cli import main
+
+    _, _, run = straight_run
+    assert main(["--preset", "cpu-smoke", "--out", str(tmp_path / "x"), "--set", "rollout.n=1"])
+    assert capsys.readouterr().err.count("\n") == 1
+    code = main(["--preset", "cpu-smoke", "--out", str(run)])  # a run is already there
+    err = capsys.readouterr().err
+    assert code == 2 and "--resume" in err and err.startswith("error:")
+    assert main(["--preset", "nope", "--out", str(tmp_path / "y")]) == 2
+    assert "unknown preset" in capsys.readouterr().err
