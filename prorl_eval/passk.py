@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_BOOTSTRAP_RESAMPLES",
     "DEFAULT_BOOTSTRAP_SEED",
     "bootstrap_ci",
+    "bootstrap_means",
     "pass_at_k",
     "pass_at_k_loop",
     "pass_at_k_summary",
@@ -217,16 +218,15 @@ def _check_bootstrap_args(resamples: int, level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
-def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap means of each row of ``values`` (rows x P) -> (rows x resamples).
 
     Resample r uses problem indices ``rng.integers(0, P, size=P)`` (the r-th row of
-    one ``(resamples, P)`` draw from ``np.random.default_rng(seed)``), shared by all
+    one ``(resamples, P)`` draw from ``rng``), shared by all
     rows of ``values``. Each block of indices is turned into per-problem multiplicities
     with ``bincount`` so that every row is handled by one matrix product.
     """
     rows, n_problems = values.shape
-    rng = np.random.default_rng(seed)
     means = np.empty((rows, resamples), dtype=np.float64)
     chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n_problems)
     for lo in range(0, resamples, chunk):
@@ -237,6 +237,11 @@ def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarra
         counts = counts.reshape(hi - lo, n_problems).astype(np.float64)
         means[:, lo:hi] = (values @ counts.T) / n_problems
     return means
+
+
+def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """`bootstrap_means` with a fresh ``np.random.default_rng(seed)``."""
+    return bootstrap_means(values, resamples, np.random.default_rng(seed))
 
 
 def _percentile_bounds(means: np.ndarray, level: float) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prorl_eval.analysis import curves as curves_mod
+from prorl_eval import passk as passk_mod
 from prorl_eval.analysis.curves import (
     bootstrap_means,
     passk_curves,
@@ -176,7 +176,7 @@ def test_group_bands_are_a_stratified_bootstrap():
 def test_bootstrap_means_same_stream_in_chunks(monkeypatch):
     values = np.random.default_rng(1).random((3, 7))
     whole = bootstrap_means(values, 50, np.random.default_rng(4))
-    monkeypatch.setattr(curves_mod, "_CHUNK_ELEMENTS", 7 * 3)  # 3 resamples per chunk
+    monkeypatch.setattr(passk_mod, "_BOOTSTRAP_CHUNK_ELEMENTS", 7 * 3)  # 3 resamples per chunk
     chunked = bootstrap_means(values, 50, np.random.default_rng(4))
     assert chunked == pytest.approx(whole, abs=1e-15)
     idx = np.random.default_rng(4).integers(0, 7, size=(50, 7))

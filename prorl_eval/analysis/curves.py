@@ -47,7 +47,12 @@ from typing import Any
 import numpy as np
 
 from prorl_eval.analysis.inputs import display_name
-from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED, pass_at_k
+from prorl_eval.passk import (
+    DEFAULT_BOOTSTRAP_RESAMPLES,
+    DEFAULT_BOOTSTRAP_SEED,
+    bootstrap_means,
+    pass_at_k,
+)
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -91,7 +96,6 @@ CURVE_COLUMNS = (
 )
 
 # Elements of one (chunk x problems) block of resampled indices (~32 MiB of int64).
-_CHUNK_ELEMENTS = 1 << 22
 
 
 def task_domain(task: str, domains: Mapping[str, str] | None = None) -> str:
@@ -115,26 +119,6 @@ def task_domain(task: str, domains: Mapping[str, str] | None = None) -> str:
 def passk_matrix(n: np.ndarray, c: np.ndarray, max_k: int) -> np.ndarray:
     """Per-problem pass@k for k = 1..max_k: shape (max_k, P), row k-1 is pass@k."""
     return np.stack([np.atleast_1d(pass_at_k(n, c, k)) for k in range(1, max_k + 1)])
-
-
-def bootstrap_means(values_KP: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap means over problems of every row of ``values_KP`` -> (K, resamples).
-
-    Resample r is row r of ``rng.integers(0, P, size=(resamples, P))`` (drawn in row chunks,
-    which gives numpy's identical stream), shared by all K rows; each chunk of indices becomes
-    per-problem multiplicities so one matrix product handles every k.
-    """
-    k_rows, n_problems = values_KP.shape
-    means_KR = np.empty((k_rows, resamples), dtype=np.float64)
-    chunk = max(1, _CHUNK_ELEMENTS // n_problems)
-    for lo in range(0, resamples, chunk):
-        hi = min(resamples, lo + chunk)
-        idx = rng.integers(0, n_problems, size=(hi - lo, n_problems))
-        idx += (np.arange(hi - lo) * n_problems)[:, None]
-        mult = np.bincount(idx.ravel(), minlength=(hi - lo) * n_problems)
-        mult_CP = mult.reshape(hi - lo, n_problems).astype(np.float64)
-        means_KR[:, lo:hi] = (values_KP @ mult_CP.T) / n_problems
-    return means_KR
 
 
 def _band(means_KR: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
