@@ -132,6 +132,17 @@ ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {
 }
 
 
+def grouped_rewards(rewards_B: Tensor, group_ids_B: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Check a (B,) reward vector against its group ids; return (rewards, group index, G)."""
+    rewards_B = torch.as_tensor(rewards_B).detach()
+    if rewards_B.dim() != 1:
+        raise ValueError(f"rewards must be 1-D (B,), got shape {tuple(rewards_B.shape)}")
+    group_B, num_groups = group_index(group_ids_B)
+    if group_B.numel() != rewards_B.numel():
+        raise ValueError(f"{rewards_B.numel()} rewards but {group_B.numel()} group ids")
+    return rewards_B, group_B, num_groups
+
+
 def compute_advantages(
     rewards_B: Tensor,
     group_ids_B: Tensor,
@@ -149,12 +160,7 @@ def compute_advantages(
     if estimator not in ADVANTAGE_ESTIMATORS:
         known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
         raise ValueError(f"unknown advantage estimator {estimator!r}; known: {known}")
-    rewards_B = torch.as_tensor(rewards_B).detach()
-    if rewards_B.dim() != 1:
-        raise ValueError(f"rewards must be 1-D (B,), got shape {tuple(rewards_B.shape)}")
-    group_B, num_groups = group_index(group_ids_B)
-    if group_B.numel() != rewards_B.numel():
-        raise ValueError(f"{rewards_B.numel()} rewards but {group_B.numel()} group ids")
+    rewards_B, group_B, num_groups = grouped_rewards(rewards_B, group_ids_B)
     out_dtype = rewards_B.dtype if rewards_B.is_floating_point() else torch.float32
     r64_B = rewards_B.to(torch.float64)
     if not torch.isfinite(r64_B).all():

@@ -35,7 +35,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from prorl_train.advantages import group_index, group_stats
+from prorl_train.advantages import group_stats, grouped_rewards
 
 __all__ = ["FILTER_CRITERIA", "filter_groups"]
 
@@ -92,12 +92,7 @@ def filter_groups(
     if criterion not in FILTER_CRITERIA:
         known = ", ".join(sorted(FILTER_CRITERIA))
         raise ValueError(f"unknown filter criterion {criterion!r}; known: {known}")
-    rewards_B = torch.as_tensor(rewards_B).detach()
-    if rewards_B.dim() != 1:
-        raise ValueError(f"rewards must be 1-D (B,), got shape {tuple(rewards_B.shape)}")
-    group_B, num_groups = group_index(group_ids_B)
-    if group_B.numel() != rewards_B.numel():
-        raise ValueError(f"{rewards_B.numel()} rewards but {group_B.numel()} group ids")
+    rewards_B, group_B, num_groups = grouped_rewards(rewards_B, group_ids_B)
     r64_B = rewards_B.to(torch.float64)
     group_B = group_B.to(r64_B.device)
     threshold = float(correct_threshold)
