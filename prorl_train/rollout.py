@@ -45,6 +45,10 @@ class RolloutEngine(Protocol):
         """n samples for each prompt (token ids), reproducible for a given seed and weights."""
         ...
 
+    def before_update(self) -> None:
+        """Called after a step's rollouts, before its update (a colocated engine sleeps here)."""
+        ...
+
     def sync_weights(self, policy: Any) -> None:
         """Make the engine sample from `policy`'s current weights (a no-op for HF)."""
         ...
@@ -63,6 +67,9 @@ class HFRolloutEngine:
         eos = model.generation_config.eos_token_id
         eos = tokenizer.eos_token_id if eos is None else eos
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+
+    def before_update(self) -> None:
+        pass
 
     def sync_weights(self, policy: Any) -> None:
         self.model = policy

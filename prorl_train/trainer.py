@@ -73,6 +73,7 @@ class Models:
     reference: Any  # None when kl_beta == 0
     optimizer: Any
     base_path: str
+    source_path: str  # where the policy weights were loaded from (base model or checkpoint)
     reference_is_base: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -123,7 +124,7 @@ def load_models(cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any]
         eps=o.eps,
         weight_decay=o.weight_decay,
     )
-    return Models(policy, tokenizer, reference, optimizer, ref.path, is_base)
+    return Models(policy, tokenizer, reference, optimizer, ref.path, source, is_base)
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -164,8 +165,8 @@ class Trainer:
         from prorl_eval.scoring import Scorer
         from prorl_eval.tasks.registry import TaskOptions
         from prorl_train.data import DataMix
+        from prorl_train.engines import make_rollout_engine
         from prorl_train.resets import ResetManager
-        from prorl_train.rollout import HFRolloutEngine
 
         cfg.validate()
         self.cfg = cfg
@@ -177,8 +178,8 @@ class Trainer:
         )
         self.mix = DataMix(cfg.data.mix, options, cfg.seed)
         self.models = load_models(cfg, self.checkpoint, state)
-        self.engine = HFRolloutEngine(
-            self.models.policy, self.models.tokenizer, cfg.rollout.generate_batch_size
+        self.engine = make_rollout_engine(
+            cfg, self.models.policy, self.models.tokenizer, self.models.source_path
         )
         self.scorer = Scorer(
             {name: options for name in self.mix.names},
@@ -266,6 +267,7 @@ class Trainer:
                 self.engine, self.mix, self.scorer, m.tokenizer, self.cfg, step
             )
         self.stop.abortable = False
+        self.engine.before_update()  # a colocated vLLM engine frees its memory for the update
         stats.update(rollout_metrics(generated))
         t0 = time.perf_counter()
         pad_id = m.tokenizer.pad_token_id or 0
