@@ -44,10 +44,18 @@ class ModelConfig:
     cpu_threads: int = _f(
         0, "torch CPU threads (0: torch's default; 1 is fastest for tiny models)."
     )
+    logits_chunk_tokens: int = _f(
+        4096,
+        "Response positions per vocabulary-projection chunk in the update (0: one shot); "
+        "bounds logits memory for long responses.",
+    )
 
     def validate(self) -> None:
-        if self.cpu_threads < 0:
-            raise UserError(f"model.cpu_threads must be >= 0 (got {self.cpu_threads}).")
+        if self.cpu_threads < 0 or self.logits_chunk_tokens < 0:
+            raise UserError(
+                "model.cpu_threads and model.logits_chunk_tokens must be >= 0 "
+                f"(got {self.cpu_threads}, {self.logits_chunk_tokens})."
+            )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise UserError(
                 f"model.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype})."

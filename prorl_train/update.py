@@ -63,27 +63,26 @@ def pack(rollouts: Rollouts, indices: list[int], pad_id: int) -> Packed:
 
 
 def forward_logprobs(
-    model: Any, packed: Packed, temperature: float, entropy: bool = False
+    model: Any, packed: Packed, temperature: float, entropy: bool = False, chunk_tokens: int = 0
 ) -> tuple[Tensor, Tensor | None]:
-    """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies."""
-    from prorl_train.losses import entropy_from_logits, token_logprobs
+    """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies.
+
+    With `chunk_tokens` > 0 the vocabulary projection runs in chunks of that many response
+    positions (`logits.py`), so long responses never hold a (B, R, V) logits tensor.
+    """
+    from prorl_train.logits import response_logprobs
 
     device = next(model.parameters()).device
-    width_r = packed.targets_BR.shape[1]
-    out = model(
-        input_ids=packed.input_ids_BL.to(device),
-        attention_mask=packed.attention_BL.to(device),
-        position_ids=packed.position_ids_BL.to(device),
-        logits_to_keep=width_r + 1,
-        use_cache=False,
+    return response_logprobs(
+        model,
+        packed.input_ids_BL.to(device),
+        packed.attention_BL.to(device),
+        packed.position_ids_BL.to(device),
+        packed.targets_BR.to(device),
+        temperature,
+        chunk_tokens,
+        entropy,
     )
-    logits_BRV = out.logits[:, :-1].float() / temperature
-    logp_BR = token_logprobs(logits_BRV, packed.targets_BR.to(device))
-    ent_BR = None
-    if entropy:
-        with torch.no_grad():
-            ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
-    return logp_BR, ent_BR
 
 
 def micro_batches(indices: list[int], size: int) -> list[list[int]]:
@@ -99,7 +98,9 @@ def score_sequences(
     ent_sum, tokens = 0.0, 0
     for chunk in micro_batches(indices, cfg.loss.micro_batch_size):
         packed = pack(rollouts, chunk, pad_id)
-        logp_BT, ent_BT = forward_logprobs(model, packed, cfg.rollout.temperature, entropy)
+        logp_BT, ent_BT = forward_logprobs(
+            model, packed, cfg.rollout.temperature, entropy, cfg.model.logits_chunk_tokens
+        )
         logp_BT = logp_BT.detach().cpu()
         for b, i in enumerate(chunk):
             out[i] = logp_BT[b][packed.mask_BR[b]]
@@ -170,7 +171,9 @@ def micro_loss(
     from prorl_train.losses import KL_ESTIMATORS, kl_penalty, policy_loss
 
     packed = pack(rollouts, chunk, pad_id)
-    logp_BT, _ = forward_logprobs(policy, packed, cfg.rollout.temperature)
+    logp_BT, _ = forward_logprobs(
+        policy, packed, cfg.rollout.temperature, chunk_tokens=cfg.model.logits_chunk_tokens
+    )
     device = logp_BT.device
     mask_BT = packed.mask_BR.to(device)
     old_BT = scatter(ctx["old"], chunk, packed.mask_BR).to(device)
