@@ -6,13 +6,18 @@ A checkpoint is a folder `<run>/checkpoint-<step>/`:
                           `prorl-eval pass-at-k --model <run>/checkpoint-<step>` evaluates it
     reference/            the reference model, only once a reset has made it differ from the base
                           model (before that the base model is the reference and is reloaded)
-    optimizer.pt          AdamW state_dict
+    optimizer.pt          AdamW state_dict (deepspeed.zero_stage 0)
+    deepspeed/            ZeRO runs: DeepSpeed's own checkpoint (`save_checkpoint`): the fp32
+                          master weights and Adam moments, one partition file per rank; resume
+                          needs the same zero_stage and number of processes
     rng.pt                python, numpy and torch (and CUDA) RNG states
     metrics.jsonl         the run's metrics rows up to this step (restored on resume)
     trainer_state.json    step, data cursor, reset history and plateau state, config; written last
 
 It is written into `.checkpoint-<step>.tmp/`, every file fsynced, then renamed into place, so a
 crash mid-save leaves the previous checkpoints intact; stale `.tmp` folders are removed on resume.
+With several processes rank 0 writes everything but the DeepSpeed partitions, which every rank
+writes itself (so the run folder must be on a file system all processes share).
 After a successful save only the newest `keep_last` checkpoints are kept.
 
 For tests, `PRORL_TRAIN_SAVE_PAUSE=<seconds>[@<step>]` sleeps inside a save (of that step only,
@@ -117,33 +122,30 @@ def _pause_for_tests(step: int) -> None:
         time.sleep(float(seconds))
 
 
-def save_checkpoint(
-    run_dir: str | Path,
-    step: int,
-    *,
-    policy: Any,
-    tokenizer: Any,
-    reference: Any,
-    optimizer: Any,
-    state: dict[str, Any],
-    keep_last: int,
-) -> Path:
-    """Write checkpoint-<step> atomically and prune old ones; returns its path.
-
-    `reference` is saved when not None (pass None while the base model is the reference).
-    """
-    import torch
-
-    run_dir = Path(run_dir)
-    final = run_dir / f"checkpoint-{step}"
-    tmp = run_dir / f".checkpoint-{step}.tmp"
+def begin_checkpoint(run_dir: str | Path, step: int) -> Path:
+    """A fresh, empty `.checkpoint-<step>.tmp/` folder to write a checkpoint into."""
+    tmp = Path(run_dir) / f".checkpoint-{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    return tmp
+
+
+def write_models(tmp: Path, *, policy: Any, tokenizer: Any, reference: Any) -> None:
+    """policy/ (with the tokenizer: an eval-loadable model folder) and reference/ when given."""
     policy.save_pretrained(tmp / "policy")
     tokenizer.save_pretrained(tmp / "policy")
     if reference is not None:
         reference.save_pretrained(tmp / "reference")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+
+
+def finish_checkpoint(
+    run_dir: str | Path, step: int, tmp: Path, state: dict[str, Any], keep_last: int
+) -> Path:
+    """Add metrics, RNG and the state file to `tmp`, fsync, rename into place, prune."""
+    import torch
+
+    run_dir = Path(run_dir)
+    final = run_dir / f"checkpoint-{step}"
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         shutil.copyfile(metrics, tmp / "metrics.jsonl")
@@ -160,6 +162,32 @@ def save_checkpoint(
         os.replace(tmp, final)
     prune(run_dir, keep_last)
     return final
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    *,
+    policy: Any,
+    tokenizer: Any,
+    reference: Any,
+    optimizer: Any,
+    state: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write checkpoint-<step> atomically and prune old ones; returns its path.
+
+    `reference` is saved when not None (pass None while the base model is the reference).
+    The single-process composition of `begin_checkpoint`, `write_models` and
+    `finish_checkpoint`; the trainer runs those pieces itself so that several processes can
+    each write their share (DeepSpeed optimizer partitions) before rank 0 finishes.
+    """
+    import torch
+
+    tmp = begin_checkpoint(run_dir, step)
+    write_models(tmp, policy=policy, tokenizer=tokenizer, reference=reference)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    return finish_checkpoint(run_dir, step, tmp, state, keep_last)
 
 
 def prune(run_dir: str | Path, keep_last: int) -> list[Path]:

@@ -259,6 +259,36 @@ class ResetConfig:
 
 
 @dataclass(frozen=True)
+class DeepSpeedConfig:
+    """Multi-process data parallelism with DeepSpeed ZeRO (launch with torchrun or deepspeed)."""
+
+    zero_stage: int = _f(
+        0,
+        "0: plain torch AdamW (gradients all-reduced when several processes run); 1: ZeRO "
+        "partitions the optimizer state, 2: also the gradients, 3: also the weights.",
+    )
+    offload_optimizer: bool = _f(
+        False, "Keep the optimizer state on the CPU and step there (ZeRO stage >= 1)."
+    )
+    offload_params: bool = _f(False, "Keep the partitioned weights on the CPU (ZeRO stage 3).")
+
+    def validate(self) -> None:
+        import importlib.util
+
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise UserError(f"deepspeed.zero_stage must be 0, 1, 2 or 3 (got {self.zero_stage}).")
+        if self.offload_params and self.zero_stage != 3:
+            raise UserError("deepspeed.offload_params needs deepspeed.zero_stage=3.")
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise UserError("deepspeed.offload_optimizer needs deepspeed.zero_stage >= 1.")
+        if self.zero_stage and importlib.util.find_spec("deepspeed") is None:
+            raise UserError(
+                f"deepspeed.zero_stage={self.zero_stage} needs DeepSpeed: "
+                "pip install -c constraints.txt deepspeed==0.19.8 (or set deepspeed.zero_stage=0)."
+            )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one `prorl-train` run needs."""
 
@@ -276,6 +306,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "The optimizer."})
     val: ValConfig = field(default_factory=ValConfig, metadata={"help": "Validation."})
     resets: ResetConfig = field(default_factory=ResetConfig, metadata={"help": "Resets."})
+    deepspeed: DeepSpeedConfig = field(
+        default_factory=DeepSpeedConfig, metadata={"help": "ZeRO data parallelism."}
+    )
 
     def validate(self) -> None:
         """Check every value; UserError naming the field and the fix."""
@@ -293,6 +326,12 @@ class TrainConfig:
         for section in (self.model, self.data, self.rollout, self.loss, self.optim, self.val):
             section.validate()
         self.resets.validate()
+        self.deepspeed.validate()
+        if self.deepspeed.zero_stage and self.model.dtype == "float16":
+            raise UserError(
+                "DeepSpeed runs train in bfloat16 (GPU) or float32; set model.dtype=auto, "
+                "bfloat16 or float32."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -312,7 +351,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets"})
+_SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets", "deepspeed"})
 
 
 def _split_override(text: str) -> tuple[str, str, str]:

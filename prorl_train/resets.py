@@ -12,7 +12,9 @@ these triggers holds (several at once give one reset listing them all):
 
 What a reset does: `reference.load_state_dict(policy.state_dict())` (when a reference exists, i.e.
 kl_beta > 0) and `optimizer.state.clear()` (Adam moments and step counts re-initialise on the next
-step). Each event goes to `<run>/resets.jsonl` and into the step's metrics.
+step). Each event goes to `<run>/resets.jsonl` and into the step's metrics. With several processes
+the trainer decides the triggers on rank 0 and every rank applies the reset (each to its copy or
+ZeRO partition); only rank 0 writes resets.jsonl.
 
 Departure from the paper: ProRL reset by hand when validation degraded or stalled; the plateau
 trigger automates that judgement, the schedule and file triggers reproduce the manual practice.
@@ -30,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prorl_train import distributed as dist
 
 
 @dataclass
@@ -124,8 +128,9 @@ class ResetManager:
             what.append("optimizer")
         event = ResetEvent(step, triggers, what, detail, round(time.time(), 3))
         self.history.append(event)
-        with open(self.run_dir / "resets.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(event)) + "\n")
+        if dist.is_main():
+            with open(self.run_dir / "resets.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(event)) + "\n")
         return event
 
     def state_dict(self) -> dict[str, Any]:
@@ -136,17 +141,25 @@ class ResetManager:
         self.plateau.load_state_dict(state["plateau"])
         self.history = [ResetEvent(**e) for e in state["history"]]
         lines = "".join(json.dumps(asdict(e)) + "\n" for e in self.history)
-        (self.run_dir / "resets.jsonl").write_text(lines, encoding="utf-8")
+        if dist.is_main():
+            (self.run_dir / "resets.jsonl").write_text(lines, encoding="utf-8")
 
 
 def reset_reference(policy: Any, reference: Any) -> None:
-    """Hard-copy the policy's weights into the reference model."""
+    """Hard-copy the policy's weights into the reference model (ZeRO-3: gathered, then each rank
+    keeps its shard of the new reference; collective, so every rank calls it)."""
     import torch
 
-    with torch.no_grad():
-        reference.load_state_dict(policy.state_dict())
+    from prorl_train.deepspeed_engine import gathered, hf_module
+
+    with gathered(policy), gathered(reference, modifier=True), torch.no_grad():
+        hf_module(reference).load_state_dict(hf_module(policy).state_dict())
 
 
 def reset_optimizer(optimizer: Any) -> None:
-    """Forget the optimizer's per-parameter state (moments, step counts)."""
-    optimizer.state.clear()
+    """Forget the optimizer's per-parameter state (moments, step counts): a torch optimizer, or a
+    stepper (`deepspeed_engine`) whose ZeRO partitions each clear their own share."""
+    if hasattr(optimizer, "reset_state"):
+        optimizer.reset_state()
+    else:
+        optimizer.state.clear()

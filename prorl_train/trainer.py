@@ -20,9 +20,19 @@ Ctrl-C: during rollouts the step is abandoned (nothing has changed the weights y
 of the last finished step is saved; during an update the step finishes first. A second Ctrl-C
 aborts at once, keeping the last checkpoint. Either way the exit code is 130.
 
-Departures from the paper (ProRL, Liu et al. 2025, built on verl): rollouts use HF `generate` on
-the training weights (no vLLM engine yet, so no weight sync and no inference/training mismatch);
-weights stay in float32 with bfloat16 autocast on GPU; one process, no FSDP/sequence packing.
+Several processes (`torchrun --nproc_per_node N -m prorl_train ...`, `distributed.py`): every rank
+holds the same step data (rollouts are generated in rank-independent chunks and gathered), the
+old/reference log-prob passes and the update's micro-batches are split over the ranks, and the
+optimizer step is torch AdamW on summed gradients (deepspeed.zero_stage 0) or DeepSpeed ZeRO 1-3
+(`deepspeed_engine.py`); the losses and updates equal the single-process run's up to float
+rounding. Rank 0 alone writes metrics, TensorBoard, config.yaml, resets.jsonl and checkpoints
+(every rank adds its DeepSpeed partition), runs validation (the others wait) and decides resets
+and Ctrl-C stops, which it broadcasts.
+
+Departures from the paper (ProRL, Liu et al. 2025, built on verl): with the HF backend rollouts
+use `generate` on the training weights (no weight sync, no inference/training mismatch); with
+zero_stage 0 weights stay in float32 with bfloat16 autocast on GPU (ZeRO runs train in bf16 with
+fp32 master weights); no FSDP/sequence packing.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_train import checkpoint as ckpt
+from prorl_train import distributed as dist
 from prorl_train.config import TrainConfig, config_to_yaml
 from prorl_train.metrics import MetricsLogger, rollout_metrics
 
@@ -68,14 +79,27 @@ class StopFlag:
 
 @dataclass
 class Models:
-    policy: Any
+    policy: Any  # the Hugging Face model (under ZeRO-3 its weights are partitioned)
     tokenizer: Any
-    reference: Any  # None when kl_beta == 0
-    optimizer: Any
+    reference: Any  # None when kl_beta == 0; a DeepSpeed inference engine under ZeRO-3
+    optimizer: Any  # the torch (or ZeRO) optimizer inside `stepper`
+    stepper: Any  # deepspeed_engine.TorchStepper or DeepSpeedStepper
     base_path: str
     source_path: str  # where the policy weights were loaded from (base model or checkpoint)
     reference_is_base: bool = True
     notes: list[str] = field(default_factory=list)
+
+
+class NullLogger:
+    """The metrics logger of ranks other than 0: returns the row, writes nothing."""
+
+    note = ""
+
+    def log(self, step: int, values: dict[str, Any]) -> dict[str, Any]:
+        return {"step": step, **values}
+
+    def close(self) -> None:
+        pass
 
 
 def autocast(cfg: TrainConfig, device: str) -> Any:
@@ -88,16 +112,21 @@ def autocast(cfg: TrainConfig, device: str) -> Any:
     return torch.autocast("cuda", dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
 
 
-def load_models(cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any]) -> Models:
-    """Policy (float32 weights), tokenizer, reference (frozen, only if kl_beta > 0), AdamW."""
+def load_models(
+    cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any], device: str | None = None
+) -> Models:
+    """Policy (float32 weights), tokenizer, reference (frozen, only if kl_beta > 0), and the
+    optimizer stepper (AdamW, or DeepSpeed ZeRO around policy and AdamW). `device`: this
+    process's device in a multi-process run (else from model.device)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prorl_eval.checkpoints import resolve_model
     from prorl_eval.inference.hf import pick_device, pick_dtype
+    from prorl_train.deepspeed_engine import make_stepper, wrap_reference
 
     ref = resolve_model(cfg.model.name)
-    device = pick_device(cfg.model.device)
+    device = device if device and dist.world_size() > 1 else pick_device(cfg.model.device)
     if cfg.model.cpu_threads:
         torch.set_num_threads(cfg.model.cpu_threads)
     source = str(checkpoint / "policy") if checkpoint else ref.path
@@ -116,15 +145,11 @@ def load_models(cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any]
             dtype=pick_dtype(cfg.model.dtype, device),
         )
         reference.to(device).eval().requires_grad_(False)
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(
-        policy.parameters(),
-        lr=o.lr,
-        betas=(o.beta1, o.beta2),
-        eps=o.eps,
-        weight_decay=o.weight_decay,
+    stepper = make_stepper(cfg, policy, device)
+    reference = wrap_reference(cfg, reference, device)
+    return Models(
+        policy, tokenizer, reference, stepper.optimizer, stepper, ref.path, source, is_base
     )
-    return Models(policy, tokenizer, reference, optimizer, ref.path, source, is_base)
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -139,11 +164,25 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
     return changes
 
 
+def check_layout(state: dict[str, Any], cfg: TrainConfig) -> None:
+    """UserError when a checkpoint's optimizer state cannot be read by this run's layout: ZeRO
+    partitions need the same stage and number of processes; stage 0 needs stage 0."""
+    old_stage = int(state.get("config", {}).get("deepspeed", {}).get("zero_stage", 0))
+    old_world = int(state.get("world_size", 1))
+    stage, world = cfg.deepspeed.zero_stage, dist.world_size()
+    if (old_stage > 0) != (stage > 0) or (stage > 0 and (old_stage, old_world) != (stage, world)):
+        raise UserError(
+            f"the checkpoint was written with deepspeed.zero_stage={old_stage} on {old_world} "
+            f"process(es); resume with the same (now zero_stage={stage}, {world} process(es))."
+        )
+
+
 def prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path | None, dict[str, Any]]:
     """Check the run folder; on resume find the newest checkpoint and its state."""
     from prorl_eval.jsonio import ensure_writable_dir
 
     run_dir = ensure_writable_dir(cfg.out)
+    dist.barrier()  # every rank looks before rank 0 writes anything
     found = ckpt.latest_checkpoint(run_dir)
     if not resume:
         if found is not None or (run_dir / "metrics.jsonl").exists():
@@ -152,7 +191,8 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path | None, dict[s
                 "another --out."
             )
         return None, {}
-    ckpt.remove_stale(run_dir)
+    if dist.is_main():
+        ckpt.remove_stale(run_dir)
     if found is None:
         return None, {}
     return found, ckpt.read_state(found)
@@ -171,15 +211,20 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
+        device = dist.init_distributed(cfg.model.device)
         self.checkpoint, state = prepare_run_dir(cfg, resume)
+        dist.barrier()
         self.notes: list[str] = []
         options = TaskOptions(
             limit=cfg.data.limit, seed=cfg.data.data_seed, data_dir=cfg.data.data_dir
         )
         self.mix = DataMix(cfg.data.mix, options, cfg.seed)
-        self.models = load_models(cfg, self.checkpoint, state)
-        self.engine = make_rollout_engine(
-            cfg, self.models.policy, self.models.tokenizer, self.models.source_path
+        self.models = load_models(cfg, self.checkpoint, state, device)
+        self.engine = dist.ShardedEngine(
+            make_rollout_engine(
+                cfg, self.models.policy, self.models.tokenizer, self.models.source_path
+            ),
+            chunk_prompts=cfg.rollout.generate_batch_size // cfg.rollout.n,
         )
         self.scorer = Scorer(
             {name: options for name in self.mix.names},
@@ -190,7 +235,9 @@ class Trainer:
         self.step = 0
         self.saved_step = 0
         self._restore(state)
-        self.logger = MetricsLogger(self.run_dir, cfg.tensorboard)
+        self.logger = (
+            MetricsLogger(self.run_dir, cfg.tensorboard) if dist.is_main() else NullLogger()
+        )
         if self.logger.note:
             self.notes.append(self.logger.note)
         self.stop = StopFlag()
@@ -201,23 +248,29 @@ class Trainer:
 
         from prorl_train.validation import drop_after
 
-        (self.run_dir / "config.yaml").write_text(config_to_yaml(self.cfg), encoding="utf-8")
+        main = dist.is_main()
+        if main:
+            (self.run_dir / "config.yaml").write_text(config_to_yaml(self.cfg), encoding="utf-8")
         if self.checkpoint is None:
             torch.manual_seed(self.cfg.seed)
-            for stale in ("metrics.jsonl", "resets.jsonl"):
-                (self.run_dir / stale).unlink(missing_ok=True)
-            drop_after(self.run_dir, 0)
+            if main:
+                for stale in ("metrics.jsonl", "resets.jsonl"):
+                    (self.run_dir / stale).unlink(missing_ok=True)
+                drop_after(self.run_dir, 0)
             return
         changes = config_changes(state.get("config", {}), self.cfg.to_dict())
         if changes:
             self.notes.append("settings changed since the checkpoint: " + "; ".join(changes))
-        ckpt.load_optimizer(self.models.optimizer, self.checkpoint)
+        check_layout(state, self.cfg)
+        self.models.stepper.load(self.checkpoint)
         ckpt.load_rng(self.checkpoint)
-        ckpt.restore_metrics(self.checkpoint, self.run_dir)
+        if main:
+            ckpt.restore_metrics(self.checkpoint, self.run_dir)
         self.mix.load_state_dict(state["data"])
         self.resets.load_state_dict(state["resets"])
         self.step = self.saved_step = int(state["step"])
-        drop_after(self.run_dir, self.step)
+        if main:
+            drop_after(self.run_dir, self.step)
         self.notes.append(f"resumed from {self.checkpoint} (step {self.step})")
 
     # ------------------------------------------------------------------------------ the loop
@@ -232,7 +285,7 @@ class Trainer:
                 row = self._step_or_interrupt(self.step + 1)
                 if on_step is not None:
                     on_step(row)
-                if self.stop.requested:
+                if self.stop_agreed():
                     raise TrainingInterrupted(self.save())
             final = self.save()
         finally:
@@ -240,6 +293,13 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous)
             self.close()
         return {"step": self.step, "checkpoint": str(final), "notes": self.notes}
+
+    def stop_agreed(self) -> bool:
+        """Whether to stop after this step: a Ctrl-C on any rank stops every rank."""
+        if dist.world_size() == 1:
+            return self.stop.requested
+        self.stop.requested = any(dist.all_gather_object(self.stop.requested))
+        return self.stop.requested
 
     def _step_or_interrupt(self, step: int) -> dict[str, Any]:
         """Run one step; a Ctrl-C in its rollout phase rolls the data cursor back and saves."""
@@ -255,6 +315,7 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, Any]:
         """One full step; returns the metrics row it logged."""
+        from prorl_train.deepspeed_engine import gathered, generation_weights
         from prorl_train.rollout import collect_rollouts
         from prorl_train.update import optimise
 
@@ -262,7 +323,7 @@ class Trainer:
         m = self.models
         policy_device = str(next(m.policy.parameters()).device)
         self.stop.abortable = True
-        with autocast(self.cfg, policy_device):
+        with autocast(self.cfg, policy_device), generation_weights(m.stepper):
             kept, generated, stats = collect_rollouts(
                 self.engine, self.mix, self.scorer, m.tokenizer, self.cfg, step
             )
@@ -272,8 +333,11 @@ class Trainer:
         t0 = time.perf_counter()
         pad_id = m.tokenizer.pad_token_id or 0
         with autocast(self.cfg, policy_device):
-            stats.update(optimise(m.policy, m.reference, m.optimizer, kept, self.cfg, step, pad_id))
-        self.engine.sync_weights(m.policy)  # a no-op for HF; a vLLM engine reloads weights here
+            stats.update(
+                optimise(m.stepper.model, m.reference, m.stepper, kept, self.cfg, step, pad_id)
+            )
+        with gathered(m.policy):  # a no-op for HF; a vLLM engine reloads weights here
+            self.engine.sync_weights(m.policy)
         stats["time/update_s"] = time.perf_counter() - t0
         self.step = step
         stats.update(self._validate_and_reset(step))
@@ -285,20 +349,28 @@ class Trainer:
 
     def _validate_and_reset(self, step: int) -> dict[str, Any]:
         """Validation (when due) and resets (when triggered) after a step's update."""
+        from prorl_train.deepspeed_engine import generation_weights
         from prorl_train.validation import run_validation
 
         out: dict[str, Any] = {}
         val = None
+        m = self.models
         if self.cfg.val.every and step % self.cfg.val.every == 0:
             t0 = time.perf_counter()
-            with autocast(self.cfg, str(next(self.models.policy.parameters()).device)):
-                val = run_validation(self.models.policy, self.models.tokenizer, self.cfg, step)
+            device = str(next(m.policy.parameters()).device)
+            with autocast(self.cfg, device), generation_weights(m.stepper):
+                if dist.is_main():  # the other ranks wait in the broadcast below
+                    val = run_validation(m.policy, m.tokenizer, self.cfg, step)
+                val = dist.broadcast_object(val)
             out.update(val)
             out["time/val_s"] = time.perf_counter() - t0
-        triggers, detail = self.resets.triggers(step, val)
+        decision = None
+        if dist.is_main():  # the RESET file and the plateau detector are rank 0's
+            decision = (*self.resets.triggers(step, val), self.resets.plateau.state_dict())
+        triggers, detail, plateau = dist.broadcast_object(decision)
+        self.resets.plateau.load_state_dict(plateau)
         if triggers:
-            m = self.models
-            event = self.resets.apply(step, triggers, detail, m.policy, m.reference, m.optimizer)
+            event = self.resets.apply(step, triggers, detail, m.policy, m.reference, m.stepper)
             if "reference" in event.reset:
                 m.reference_is_base = False
             out["reset/event"] = 1
@@ -314,23 +386,31 @@ class Trainer:
             return None
         if self.step == self.saved_step and self.checkpoint_path(self.step).is_dir():
             return self.checkpoint_path(self.step)
+        from prorl_train.deepspeed_engine import gathered, hf_module
+
         m = self.models
         state = {
             "data": self.mix.state_dict(),
             "resets": self.resets.state_dict(),
             "reference": "base" if m.reference_is_base else "saved",
             "config": self.cfg.to_dict(),
+            "world_size": dist.world_size(),
         }
-        path = ckpt.save_checkpoint(
-            self.run_dir,
-            self.step,
-            policy=m.policy,
-            tokenizer=m.tokenizer,
-            reference=None if m.reference_is_base else m.reference,
-            optimizer=m.optimizer,
-            state=state,
-            keep_last=self.cfg.keep_last,
-        )
+        main = dist.is_main()
+        tmp = ckpt.begin_checkpoint(self.run_dir, self.step) if main else None
+        tmp = Path(dist.broadcast_object(str(tmp)))
+        m.stepper.save(tmp)  # optimizer.pt, or every rank's DeepSpeed partition
+        reference = None if m.reference_is_base else m.reference
+        with gathered(m.policy), gathered(reference):  # ZeRO-3: whole weights for rank 0
+            if main:
+                ckpt.write_models(
+                    tmp, policy=m.policy, tokenizer=m.tokenizer, reference=hf_module(reference)
+                )
+        dist.barrier()
+        path = self.checkpoint_path(self.step)
+        if main:
+            path = ckpt.finish_checkpoint(self.run_dir, self.step, tmp, state, self.cfg.keep_last)
+        dist.barrier()
         self.saved_step = self.step
         return path
 

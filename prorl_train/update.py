@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from prorl_eval.runner import derive_seed
+from prorl_train import distributed as dist
 from prorl_train.rollout import Rollouts
 
 
@@ -93,21 +94,37 @@ def micro_batches(indices: list[int], size: int) -> list[list[int]]:
 def score_sequences(
     model: Any, rollouts: Rollouts, indices: list[int], cfg: Any, pad_id: int, entropy: bool
 ) -> tuple[dict[int, Tensor], float]:
-    """Response-token log-probs per sequence under `model`, and the mean token entropy."""
-    out: dict[int, Tensor] = {}
-    ent_sum, tokens = 0.0, 0
-    for chunk in micro_batches(indices, cfg.loss.micro_batch_size):
+    """Response-token log-probs per sequence under `model`, and the mean token entropy.
+
+    With several processes each rank scores every W-th micro-batch (padded with repeats of the
+    first, so ZeRO-3's collective forwards line up) and the results are gathered; the micro-batches
+    and the order of the entropy sum are those of the single-process run.
+    """
+    chunks = micro_batches(indices, cfg.loss.micro_batch_size)
+    mine: dict[int, tuple[dict[int, Tensor], float, int]] = {}
+    for entry in dist.round_robin(chunks):
+        k, chunk = entry if entry is not None else (-1, chunks[0])
         packed = pack(rollouts, chunk, pad_id)
         logp_BT, ent_BT = forward_logprobs(
             model, packed, cfg.rollout.temperature, entropy, cfg.model.logits_chunk_tokens
         )
+        if k < 0:
+            continue
         logp_BT = logp_BT.detach().cpu()
-        for b, i in enumerate(chunk):
-            out[i] = logp_BT[b][packed.mask_BR[b]]
-        if ent_BT is not None:
-            ent_sum += float(ent_BT[packed.mask_BR].sum())
-            tokens += int(packed.mask_BR.sum())
-    return out, (ent_sum / tokens if tokens else 0.0)
+        per_seq = {i: logp_BT[b][packed.mask_BR[b]] for b, i in enumerate(chunk)}
+        ent = float(ent_BT[packed.mask_BR].sum()) if ent_BT is not None else 0.0
+        mine[k] = (per_seq, ent, int(packed.mask_BR.sum()))
+    merged: dict[int, tuple[dict[int, Tensor], float, int]] = {}
+    for part in dist.all_gather_object(mine):
+        merged.update(part)
+    out: dict[int, Tensor] = {}
+    ent_sum, tokens = 0.0, 0
+    for k in range(len(chunks)):
+        per_seq, ent, count = merged[k]
+        out.update(per_seq)
+        ent_sum += ent
+        tokens += count
+    return out, (ent_sum / tokens if tokens and entropy else 0.0)
 
 
 def scatter(per_seq: dict[int, Tensor], chunk: list[int], mask_BT: Tensor) -> Tensor:
@@ -211,22 +228,42 @@ def micro_weight(aggregation: str, mask_BT: Tensor, total_tokens: int, total_row
     return int((mask_BT.sum(-1) > 0).sum()) / total_rows
 
 
+def as_stepper(policy: Any, optimizer: Any, cfg: Any) -> Any:
+    """`optimizer` as a stepper (`deepspeed_engine`): a torch optimizer gets a `TorchStepper`."""
+    from prorl_train.deepspeed_engine import TorchStepper
+
+    if hasattr(optimizer, "set_lr") and hasattr(optimizer, "backward"):
+        return optimizer
+    return TorchStepper(policy, optimizer, cfg.optim.grad_clip)
+
+
 def update_minibatch(
     policy: Any, optimizer: Any, rollouts: Rollouts, mb: list[int], ctx: dict, cfg: Any, pad_id: int
 ) -> tuple[float, list[tuple[dict[str, float], dict[str, float]]]]:
-    """Accumulate gradients over the micro-batches of `mb`, clip, step; (grad norm, stats)."""
+    """Accumulate gradients over the micro-batches of `mb`, clip, step; (grad norm, stats).
+
+    `optimizer` is a torch optimizer or a stepper. With several processes rank r takes
+    micro-batches r, r + W, ...; every rank runs the same number of backward calls (zero-weight
+    repeats pad the short ones) and the stats are gathered back into micro-batch order.
+    """
+    stepper = as_stepper(policy, optimizer, cfg)
     total_tokens = sum(len(rollouts.response_ids[i]) for i in mb)
-    optimizer.zero_grad(set_to_none=True)
-    collected = []
-    for chunk in micro_batches(mb, cfg.loss.micro_batch_size):
-        loss, stats, extra, mask_BT = micro_loss(policy, rollouts, chunk, ctx, cfg, pad_id)
-        (loss * micro_weight(cfg.loss.aggregation, mask_BT, total_tokens, len(mb))).backward()
-        collected.append((stats, extra))
-    max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(grad_norm), collected
+    stepper.zero_grad()
+    chunks = micro_batches(mb, cfg.loss.micro_batch_size)
+    mine = dist.round_robin(chunks)
+    collected: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
+    for j, entry in enumerate(mine):
+        k, chunk = entry if entry is not None else (-1, chunks[0])
+        loss, stats, extra, mask_BT = micro_loss(stepper.model, rollouts, chunk, ctx, cfg, pad_id)
+        weight = micro_weight(cfg.loss.aggregation, mask_BT, total_tokens, len(mb)) if k >= 0 else 0
+        stepper.backward(loss * weight, boundary=j == len(mine) - 1)
+        if k >= 0:
+            collected[k] = (stats, extra)
+    grad_norm = stepper.step()
+    merged: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
+    for part in dist.all_gather_object(collected):
+        merged.update(part)
+    return grad_norm, [merged[k] for k in range(len(chunks))]
 
 
 def optimise(
@@ -247,19 +284,21 @@ def optimise(
     indices = [i for i in range(len(rollouts)) if rollouts.loss_mask[i]]
     if not indices:
         return {"actor/updates": 0.0}
-    policy.train()
-    old, entropy = score_sequences(policy, rollouts, indices, cfg, pad_id, entropy=True)
+    stepper = as_stepper(policy, optimizer, cfg)
+    stepper.model.train()
+    old, entropy = score_sequences(stepper.model, rollouts, indices, cfg, pad_id, entropy=True)
     ref = None
     if reference is not None and cfg.loss.kl_beta > 0:
         ref, _ = score_sequences(reference, rollouts, indices, cfg, pad_id, entropy=False)
     ctx = {"old": old, "ref": ref, "advantages": advantages_B}
-    for group in optimizer.param_groups:
-        group["lr"] = cfg.optim.lr_at(step)
+    stepper.set_lr(cfg.optim.lr_at(step))
     totals, norms = StatsSum(), []
     for epoch in range(cfg.loss.epochs):
         seed = derive_seed(cfg.seed, "minibatch", step, epoch)
         for mb in minibatch_groups(rollouts, indices, cfg.loss.mini_batch_size, seed):
-            norm, collected = update_minibatch(policy, optimizer, rollouts, mb, ctx, cfg, pad_id)
+            norm, collected = update_minibatch(
+                stepper.model, stepper, rollouts, mb, ctx, cfg, pad_id
+            )
             norms.append(norm)
             for stats, extra in collected:
                 totals.add(stats, extra)
