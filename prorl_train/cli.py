@@ -2,13 +2,15 @@
 
     prorl-train --preset cpu-smoke --out runs/t                 # minutes on 2 CPU cores
     prorl-train --preset cpu-smoke --out runs/t --resume        # continue (exact on CPU)
+    prorl-train --preset cpu-smoke --out runs/v --rollout-backend vllm  # rollouts on vLLM
     prorl-train --preset prorl-paper --out runs/p --config my.yaml --set optim.lr=1e-6
     prorl-train show-config --preset prorl-paper [--fields]     # the resolved settings / help
     prorl-train plot runs/t                                     # runs/t/dynamics.png
 
 Settings are layered: preset ← `--config` YAML ← `--set key.sub=value` ← the explicit options
-(`--steps`, `--seed`, `--model`). Bad input prints one line and exits 2; Ctrl-C saves a checkpoint
-and exits 130 (`--resume` continues); `touch <out>/RESET` asks for a reset at the next step end.
+(`--steps`, `--seed`, `--model`, `--rollout-backend`). Bad input prints one line and exits 2;
+Ctrl-C saves a checkpoint and exits 130 (`--resume` continues); `touch <out>/RESET` asks for a
+reset at the next step end.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def train_command(
     steps: Annotated[int | None, typer.Option(help="Training steps (overrides).")] = None,
     seed: Annotated[int | None, typer.Option(help="Run seed (overrides).")] = None,
     model: Annotated[str | None, typer.Option(help="Model to train (overrides).")] = None,
+    rollout_backend: Annotated[
+        str | None,
+        typer.Option(
+            "--rollout-backend",
+            help="Rollout engine: hf (generate on the live policy) or vllm (a vLLM engine whose "
+            "weights are synced in place after every update); same as --set rollout.backend=...",
+        ),
+    ] = None,
 ) -> None:
     """Train (the default command): see the options, or `prorl-train show-config --fields`."""
     if ctx.invoked_subcommand is not None:
@@ -77,6 +87,8 @@ def train_command(
     overrides = list(set_ or [])
     if model is not None:
         overrides.append(f"model.name={model}")
+    if rollout_backend is not None:
+        overrides.append(f"rollout.backend={rollout_backend}")
     cfg = load_config(preset, config, overrides, out=str(out), steps=steps, seed=seed)
     cfg.validate()
     _run_training(cfg, resume)

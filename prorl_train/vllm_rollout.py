@@ -1,0 +1,224 @@
+"""Rollouts on a vLLM engine that receives the policy's weights in place after every update.
+
+The engine is built by the eval harness's `VLLMGenerator` (one engine construction for both
+tools) from the folder the policy was loaded from, once per run. After each optimizer update
+`sync_weights` streams the policy's parameters, in Hugging Face naming, through
+`llm.collective_rpc("reload_weights", kwargs={"weights_iterator": ...})`: vLLM's own loaders
+fuse them (q/k/v -> qkv_proj, gate/up -> gate_up_proj), convert them to the engine's dtype and
+write them into the engine's existing tensors. Nothing is read from disk after the start.
+
+Two details make the engine sample exactly what the policy would:
+- Tied embeddings: vLLM does not load `lm_head.weight` for a tied model (it shares the
+  embedding), but on CPU the head also keeps a kernel-format copy made when weights were first
+  processed; the sync re-processes the head so that copy follows the new embedding.
+- Prefix caching: KV blocks cached for a prompt prefix were computed with the old weights, so the
+  prefix cache is cleared after every sync.
+
+Placement (`rollout.vllm_mode`):
+- `colocate` (default): the engine shares the trainer's device. On GPU it is built with
+  `enable_sleep_mode=True`; `before_update` puts it to sleep (level 1: weights offloaded to host
+  memory, KV cache freed) so the update has the memory, and `sync_weights` wakes the weights, loads
+  the new ones, then wakes the KV cache. On CPU vLLM has no sleep mode (its CPU worker ignores
+  sleep/wake), so the engine simply stays resident; its KV cache is the fixed
+  `VLLM_CPU_KVCACHE_SPACE` GiB.
+- `separate` (GPU only): the engine owns `cuda:0 .. cuda:tp-1` (vLLM always takes the first visible
+  GPUs) and the trainer must run on another one (`model.device=cuda:<tp>`). No sleeping. With
+  tensor parallelism > 1 the engine's workers are separate processes, so the weights travel to
+  them by value as host copies (simple, but slow for large models; a NCCL broadcast would be the
+  faster route); with one GPU they are handed over in-process and copied device to device.
+
+The engine core always runs in the trainer's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), which is
+what lets a weights iterator be passed to it at all.
+
+Example:
+    >>> engine = VLLMRolloutEngine(model_path, policy, tokenizer)  # doctest: +SKIP
+    >>> groups = engine.sample([[1, 2, 3]], 4, 0, SamplingConfig())  # doctest: +SKIP
+    >>> engine.before_update(); optimizer.step(); engine.sync_weights(policy)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from prorl_eval.inference.base import SamplingConfig
+from prorl_eval.runner import derive_seed
+from prorl_train.rollout import Sample
+
+
+def eos_token_ids(policy: Any, tokenizer: Any) -> list[int]:
+    """The ids that end a response: the policy's generation config, else the tokenizer's EOS
+    (the same set `HFRolloutEngine` stops on)."""
+    eos = getattr(getattr(policy, "generation_config", None), "eos_token_id", None)
+    eos = tokenizer.eos_token_id if eos is None else eos
+    return sorted(set(eos if isinstance(eos, list) else [eos]))
+
+
+def unwrap_model(policy: Any) -> Any:
+    """The bare model under a DeepSpeed/DDP (`.module`) or `torch.compile` (`._orig_mod`) wrapper,
+    so parameter names are the checkpoint's."""
+    for attr in ("module", "_orig_mod"):
+        while hasattr(policy, attr) and hasattr(getattr(policy, attr), "named_parameters"):
+            policy = getattr(policy, attr)
+    return policy
+
+
+def _refresh_tied_head(worker: Any) -> bool:
+    """Worker-side: re-process a tied LM head so any kernel-format copy follows the embedding."""
+    model = worker.model_runner.get_model()
+    head = getattr(model, "lm_head", None)
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    method = getattr(head, "quant_method", None)
+    if head is None or embed is None or method is None or head.weight is not embed.weight:
+        return False
+    method.process_weights_after_loading(head)
+    return True
+
+
+def _engine_device(worker: Any) -> str:
+    """Worker-side: the device the engine's weights live on."""
+    return str(next(worker.model_runner.get_model().parameters()).device)
+
+
+class VLLMRolloutEngine:
+    """A `RolloutEngine` on a vLLM `LLM`, kept in step with the policy by in-place weight loads."""
+
+    def __init__(
+        self,
+        model_path: str,
+        policy: Any,
+        tokenizer: Any,
+        *,
+        mode: str = "colocate",
+        gpu_memory_utilization: float = 0.3,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        dtype: str = "auto",
+    ) -> None:
+        import torch
+
+        from prorl_eval.inference.vllm import VLLMGenerator
+
+        on_gpu = torch.cuda.is_available()
+        self.sleep_enabled = on_gpu and mode == "colocate" and _sleep_mode_available()
+        # The trainer hands weights to the engine in-process; a separate engine-core process
+        # could not receive a weights iterator.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        engine_kwargs: dict[str, Any] = {}
+        if self.sleep_enabled:
+            engine_kwargs["enable_sleep_mode"] = True
+        self.generator = VLLMGenerator(
+            model_path,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            engine_kwargs=engine_kwargs,
+        )
+        self.llm = self.generator.llm
+        self.mode = mode
+        self.in_process = tensor_parallel_size == 1
+        self.engine_dtype = self.llm.llm_engine.model_config.dtype
+        self.engine_device = self.llm.collective_rpc(_engine_device)[0]
+        self.eos_ids = eos_token_ids(unwrap_model(policy), tokenizer)
+        self.asleep = False
+        self.syncs = 0
+
+    # --------------------------------------------------------------------------- sampling
+
+    def sample(
+        self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
+    ) -> list[list[Sample]]:
+        """n samples per prompt; prompt i is seeded with derive_seed(seed, i).
+
+        Temperature 0 is greedy (vLLM allows n=1 only there, so a greedy group is n requests).
+        A sample's token ids end with the stop token when one ended it (as `HFRolloutEngine`'s do);
+        `truncated` means the budget ran out first.
+        """
+        import contextlib
+
+        import torch
+        from vllm import SamplingParams
+
+        self._wake()
+        greedy = sampling.temperature <= 0
+        requests, params = [], []
+        for i, ids in enumerate(prompts):
+            copies = n if greedy else 1
+            for _ in range(copies):
+                requests.append({"prompt_token_ids": list(ids)})
+                params.append(
+                    SamplingParams(
+                        n=1 if greedy else n,
+                        temperature=max(sampling.temperature, 0.0),
+                        top_p=1.0 if greedy else sampling.top_p,
+                        max_tokens=sampling.max_new_tokens,
+                        seed=derive_seed(seed, i),
+                        stop_token_ids=self.eos_ids,
+                    )
+                )
+        # The trainer may hold a CUDA autocast context; the engine runs in its own dtype.
+        no_autocast = (
+            torch.autocast("cuda", enabled=False)
+            if torch.cuda.is_available()
+            else contextlib.nullcontext()
+        )
+        with no_autocast:
+            outputs = self.llm.generate(requests, params, use_tqdm=False)
+        flat = [
+            Sample(list(c.token_ids), truncated=c.finish_reason == "length")
+            for output in outputs
+            for c in sorted(output.outputs, key=lambda c: c.index)
+        ]
+        return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    # ------------------------------------------------------------------------ weight sync
+
+    def before_update(self) -> None:
+        """Colocated on GPU: sleep (weights to host memory, KV cache freed) for the update."""
+        if self.sleep_enabled and not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = True
+
+    def sync_weights(self, policy: Any) -> None:
+        """Load `policy`'s current parameters into the running engine, in place."""
+        import torch
+
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])
+        with torch.no_grad():
+            weights: Any = self._weights(unwrap_model(policy))
+            if not self.in_process:  # worker processes: the weights cross by value
+                weights = list(weights)
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.llm.collective_rpc(_refresh_tied_head)
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+        self.llm.reset_prefix_cache()
+        self.syncs += 1
+
+    def _weights(self, model: Any) -> Iterator[tuple[str, Any]]:
+        """(name, tensor) in Hugging Face naming, in the engine's dtype and on its device
+        (host copies when the engine's workers are other processes). A tied output head is
+        absent here, as in a saved checkpoint: the engine shares it with the embedding."""
+        device = self.engine_device if self.in_process else "cpu"
+        for name, param in model.named_parameters():
+            yield name, param.detach().to(device=device, dtype=self.engine_dtype)
+
+    def _wake(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
+    def close(self) -> None:
+        """Free the engine (its KV cache and weights)."""
+        self.generator.close()
+        self.llm = None
+
+
+def _sleep_mode_available() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_sleep_mode_available()

