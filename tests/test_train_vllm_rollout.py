@@ -273,7 +273,7 @@ from test_train_vllm_rollout import logprob_gap
 base = AutoModelForCausalLM.from_pretrained(t.models.base_path, dtype=torch.float32).eval()
 print("RESULT " + json.dumps({
     "code": code,
-    "engine": type(t.engine).__name__,
+    "engine": type(getattr(t.engine, "engine", t.engine)).__name__,  # under ShardedEngine
     "syncs": t.engine.syncs,
     "engine_vs_policy": logprob_gap(t.engine, t.models.policy.eval(), ids),
     "base_vs_policy": logprob_gap(t.engine, base, ids),
