@@ -3,6 +3,9 @@
     prorl-eval pass-at-k --model smollm2-135m-instruct --tasks gym:basic_arithmetic \\
         --n 16 --k 1,2,4,8,16 --out runs/x
     prorl-eval pass-at-k --samples runs/x/samples.jsonl --k 1,4,16 --out runs/x-recomputed
+    prorl-eval pass-at-k --model Qwen/Qwen2.5-Math-1.5B --backend vllm --data-parallel-size 8 ...
+    prorl-eval pass-at-k --model Qwen/Qwen2.5-Math-1.5B --backend openai \\
+        --base-url http://gpu-host:8000/v1 --concurrency 64 ...
 
 Bad input prints one line and exits with code 2; Ctrl-C keeps every scored row and exits with 130
 (re-run the same command to resume).
@@ -73,8 +76,37 @@ def pass_at_k_command(
         int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="auto (vLLM if importable with a GPU), hf, vllm.")
+        str,
+        typer.Option(
+            help="auto (vLLM if importable with a GPU), hf, vllm, or openai (an OpenAI-compatible "
+            "server at --base-url; --model then only supplies the tokenizer)."
+        ),
     ] = ("auto"),
+    tensor_parallel_size: Annotated[
+        int, typer.Option(help="vLLM: GPUs per engine (tensor parallel).")
+    ] = 1,
+    data_parallel_size: Annotated[
+        int,
+        typer.Option(
+            help="hf/vllm: engines in separate processes, each on its own tensor-parallel-size "
+            "GPUs (TP x DP <= visible GPUs); requests are split among them."
+        ),
+    ] = 1,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1."),
+    ] = None,
+    served_model: Annotated[
+        str | None,
+        typer.Option(help="openai: the model name the server uses (default: its only model)."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="openai: API key (default: $OPENAI_API_KEY); never written to disk."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="openai: requests in flight at once (each is n samples).")
+    ] = 64,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.6,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling threshold.")] = 0.95,
     max_new_tokens: Annotated[int, typer.Option(help="Response token budget.")] = 1024,
@@ -131,6 +163,12 @@ def pass_at_k_command(
             dtype=dtype,
             max_model_len=max_model_len,
             bootstrap=bootstrap,
+            tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size,
+            base_url=base_url,
+            served_model=served_model,
+            api_key=api_key,
+            concurrency=concurrency,
         )
     print_results_table(results, out_console)
     for name, reason in results.get("skipped_tasks", {}).items():
@@ -197,6 +235,12 @@ def _generate(*, sampling: dict[str, Any], **options: Any) -> dict[str, Any]:
         dtype=options["dtype"],
         max_model_len=options["max_model_len"],
         bootstrap_resamples=options["bootstrap"],
+        tensor_parallel_size=options["tensor_parallel_size"],
+        data_parallel_size=options["data_parallel_size"],
+        base_url=options["base_url"],
+        served_model=options["served_model"],
+        api_key=options["api_key"],
+        concurrency=options["concurrency"],
     )
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -9,6 +9,11 @@ same command after an interruption therefore generates only what is missing.
 Each request gets a seed derived from (run seed, task, problem id, sample indices), so a resumed
 request never replays the random stream of the samples it is completing.
 
+Scale-out settings (`tensor_parallel_size`, `data_parallel_size`, or the `openai` backend with a
+server URL) change where samples are generated, not what they are: they are recorded in run.json's
+`generation` list but do not decide whether a folder can be resumed. For the `openai` backend the
+served model name joins the model identity, since it, not the local tokenizer, names the weights.
+
 Example:
     >>> results = run_pass_at_k(EvalConfig(tasks="gym:leg_counting", limit=5, n=4, out="runs/x"))
     ... # doctest: +SKIP
@@ -28,6 +33,8 @@ from prorl_eval.checkpoints import ModelRef, resolve_model
 from prorl_eval.errors import UserError
 from prorl_eval.inference import GenerationRequest, Generator, SamplingConfig, make_generator
 from prorl_eval.inference import choose_backend as resolve_backend
+from prorl_eval.inference.openai_server import DEFAULT_CONCURRENCY
+from prorl_eval.inference.parallel import gpu_slices, visible_gpus
 from prorl_eval.models import DEFAULT_MODEL
 from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED
 from prorl_eval.results import summarize
@@ -60,6 +67,12 @@ class EvalConfig:
     max_model_len: int | None = None
     bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
     bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    base_url: str | None = None
+    served_model: str | None = None
+    api_key: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
 
     def validate(self) -> None:
         if self.n <= 0:
@@ -69,7 +82,54 @@ class EvalConfig:
             raise UserError(f"k={too_big[0]} exceeds --n {self.n}; use k <= n or raise --n.")
         if self.batch_size <= 0:
             raise UserError(f"--batch-size must be positive (got {self.batch_size}).")
+        for flag, value in (
+            ("--tensor-parallel-size", self.tensor_parallel_size),
+            ("--data-parallel-size", self.data_parallel_size),
+            ("--concurrency", self.concurrency),
+        ):
+            if value < 1:
+                raise UserError(f"{flag} must be at least 1 (got {value}).")
         self.sampling.validate()
+
+    def validate_backend(self, backend: str) -> None:
+        """Refuse options that make no sense for the resolved backend."""
+        if backend == "openai":
+            if not self.base_url:
+                raise UserError("--backend openai needs --base-url, e.g. http://localhost:8000/v1.")
+            if self.tensor_parallel_size > 1 or self.data_parallel_size > 1:
+                raise UserError(
+                    "--tensor-parallel-size and --data-parallel-size set up local engines; with "
+                    "--backend openai configure them on the server (or run more servers) and "
+                    "raise --concurrency."
+                )
+            return
+        for flag, value in (("--base-url", self.base_url), ("--served-model", self.served_model)):
+            if value is not None:
+                raise UserError(f"{flag} needs --backend openai (got --backend {backend}).")
+        if backend == "hf" and self.tensor_parallel_size > 1:
+            raise UserError(
+                "--tensor-parallel-size needs --backend vllm; the hf backend scales with "
+                "--data-parallel-size."
+            )
+        if self.tensor_parallel_size > 1 or self.data_parallel_size > 1:
+            gpus = visible_gpus()
+            if gpus:
+                gpu_slices(gpus, self.tensor_parallel_size, self.data_parallel_size)
+            elif self.tensor_parallel_size > 1:
+                raise UserError(
+                    f"--tensor-parallel-size {self.tensor_parallel_size} needs GPUs and none "
+                    "are visible; use --data-parallel-size to use more CPU cores."
+                )
+
+    def generation(self, backend: str) -> dict[str, Any]:
+        """Where this command generates: recorded in run.json, never compared on resume."""
+        if backend == "openai":
+            return {"backend": backend, "base_url": self.base_url}
+        return {
+            "backend": backend,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "data_parallel_size": self.data_parallel_size,
+        }
 
 
 @dataclass
@@ -115,15 +175,31 @@ def chunk_work(items: list[WorkItem], sequences_per_call: int) -> Iterator[list[
         yield chunk
 
 
-def _settings(config: EvalConfig, model: ModelRef, tasks: list[Task]) -> dict[str, Any]:
+def _settings(
+    config: EvalConfig, model: ModelRef, tasks: list[Task], backend: str, served: str | None
+) -> dict[str, Any]:
+    identity = dict(model.identity)
+    if served is not None:
+        identity["served_model"] = served
     return {
-        "model": model.identity,
+        "model": identity,
         "sampling": config.sampling.to_dict(),
         "tasks": {task.name: task.describe() for task in tasks},
+        "generation": config.generation(backend),
     }
 
 
-def default_generator_factory(config: EvalConfig) -> GeneratorFactory:
+def served_model_name(config: EvalConfig) -> str:
+    """The server's name for the model (asking the server when --served-model is not given)."""
+    if config.served_model is not None:
+        return config.served_model
+    from prorl_eval.inference.openai_server import CompletionsClient, resolve_served_model
+
+    client = CompletionsClient(config.base_url or "", api_key=config.api_key)
+    return resolve_served_model(client, None)
+
+
+def default_generator_factory(config: EvalConfig, served: str | None = None) -> GeneratorFactory:
     def factory(backend: str, model: ModelRef) -> Generator:
         if not model.path:
             model = resolve_model(config.model)
@@ -134,9 +210,23 @@ def default_generator_factory(config: EvalConfig) -> GeneratorFactory:
             batch_size=config.batch_size,
             dtype=config.dtype,
             max_model_len=config.max_model_len,
+            tensor_parallel_size=config.tensor_parallel_size,
+            data_parallel_size=config.data_parallel_size,
+            base_url=config.base_url,
+            served_model=served or config.served_model,
+            api_key=config.api_key,
+            concurrency=config.concurrency,
         )
 
     return factory
+
+
+def sequences_per_call(config: EvalConfig, backend: str) -> int:
+    """Sequences per generate call: enough to keep every engine, or every server slot, busy."""
+    if backend == "openai":
+        return max(512, config.batch_size, 4 * config.concurrency * config.n)
+    per_engine = config.batch_size if backend == "hf" else max(512, config.batch_size)
+    return per_engine * config.data_parallel_size
 
 
 def run_pass_at_k(
@@ -154,13 +244,15 @@ def run_pass_at_k(
     tasks, skipped = resolve_available_tasks(config.tasks, options)
     model = resolve_model(config.model, materialize=False)
     backend = resolve_backend(config.backend)
-    store = RunStore.open(config.out, _settings(config, model, tasks))
+    config.validate_backend(backend)
+    served = served_model_name(config) if backend == "openai" else None
+    store = RunStore.open(config.out, _settings(config, model, tasks, backend, served))
     work = plan_work(tasks, config.n, store.done)
     # generate_s: inside generate calls; score_submit_s: scoring time spent blocking generation
     # (in-process scoring); score_wait_s: time spent waiting for pool results after generating.
     timing = {"generate_s": 0.0, "score_submit_s": 0.0, "score_wait_s": 0.0}
     if work:
-        factory = generator_factory or default_generator_factory(config)
+        factory = generator_factory or default_generator_factory(config, served)
         generator = factory(backend, model)
         scorer = Scorer(
             {task.name: options for task in tasks},
@@ -192,7 +284,6 @@ def _generate_and_score(
     """Generate chunk after chunk; each chunk is scored (in the scorer's pool when it has one)
     while the next one generates, and its rows are appended as soon as its scores are in."""
     total = sum(len(item.missing) for item in work)
-    sequences_per_call = config.batch_size if backend == "hf" else max(512, config.batch_size)
     if progress:
         progress(0, total, "generating")
     pending: deque[tuple[list[WorkItem], list[GenerationRequest], list[Any], Any]] = deque()
@@ -211,7 +302,7 @@ def _generate_and_score(
                 progress(len(rows), total, chunk[-1].task.name)
 
     with store.writer() as writer:
-        for chunk in chunk_work(work, sequences_per_call):
+        for chunk in chunk_work(work, sequences_per_call(config, backend)):
             requests = [
                 GenerationRequest(
                     prompt=item.task.prompt(item.problem),

@@ -58,10 +58,14 @@ class RunStore:
     def open(cls, folder: str | Path, settings: dict[str, Any]) -> RunStore:
         """Open or create a run folder for a command with these settings.
 
-        `settings` holds `model` (identity), `sampling` and `tasks` ({name: task description}).
+        `settings` holds `model` (identity), `sampling` and `tasks` ({name: task description}),
+        and optionally `generation` (where samples are made: backend, server URL, parallelism).
         Model and sampling must equal the recorded ones; a task already in the folder must have the
-        same description; new tasks are added to the manifest.
+        same description; new tasks are added to the manifest. `generation` is only recorded: the
+        manifest lists each distinct one, so a run resumed elsewhere says so.
         """
+        settings = dict(settings)
+        generation = settings.pop("generation", None)
         folder = ensure_writable_dir(folder)
         manifest_path = folder / MANIFEST_FILE
         samples_path = folder / SAMPLES_FILE
@@ -79,6 +83,8 @@ class RunStore:
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 **settings,
             }
+        if generation is not None and generation not in manifest.setdefault("generation", []):
+            manifest["generation"].append(generation)
         if repair_torn_tail(samples_path):
             manifest.setdefault("repairs", []).append("dropped a row cut short by a crash")
         done = (

@@ -79,6 +79,20 @@ def test_recompute_from_a_samples_file(tmp_path, sample_file):
         (["--n", "4", "--k", "8"], "k=8 exceeds --n 4"),
         (["--limit", "0"], "--limit must be a positive"),
         (["--backend", "tgi"], "unknown backend 'tgi'"),
+        (["--backend", "openai"], "--backend openai needs --base-url"),
+        (["--backend", "hf", "--tensor-parallel-size", "2"], "--tensor-parallel-size needs"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --backend openai"),
+        (
+            [
+                "--backend",
+                "openai",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--data-parallel-size",
+                "2",
+            ],
+            "configure them on the server",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):

@@ -187,3 +187,75 @@ def test_scoring_in_worker_processes_gives_the_same_rows(tmp_path):
         }
 
     assert keyed(tmp_path / "pool") == keyed(tmp_path / "local")
+
+
+def test_served_model_is_identity_but_the_server_url_is_not(tmp_path):
+    """openai backend: resuming from another URL works; another served model is refused."""
+    out = tmp_path / "run"
+    answers = _answers(5)
+    served = dict(backend="openai", served_model="m", base_url="http://a:8000/v1")
+    first = ScriptedGenerator(answers, backend="openai")
+    run_pass_at_k(_config(out, n=4, ks=(1, 4), **served), generator_factory=_factory(first))
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["model"]["served_model"] == "m"
+    assert manifest["generation"] == [{"backend": "openai", "base_url": "http://a:8000/v1"}]
+
+    moved = {**served, "base_url": "http://b:9000/v1"}
+    second = ScriptedGenerator(answers, backend="openai")
+    run_pass_at_k(_config(out, **moved), generator_factory=_factory(second))
+    assert second.generated == 2 * 5 * 4
+    manifest = json.loads((out / "run.json").read_text())
+    assert [g["base_url"] for g in manifest["generation"]] == [
+        "http://a:8000/v1",
+        "http://b:9000/v1",
+    ]
+    assert "api_key" not in json.dumps(manifest)
+
+    with pytest.raises(UserError, match="served_model='m' there, 'other' now"):
+        run_pass_at_k(
+            _config(out, **{**served, "served_model": "other"}),
+            generator_factory=_factory(ScriptedGenerator(answers)),
+        )
+    # A local backend on the same folder is another model source too.
+    with pytest.raises(UserError, match="different model settings"):
+        run_pass_at_k(_config(out, backend="hf"), generator_factory=_factory(second))
+
+
+def test_scale_out_settings_do_not_block_a_resume(tmp_path):
+    out = tmp_path / "run"
+    answers = _answers(5)
+    run_pass_at_k(
+        _config(out, n=4, ks=(1,)), generator_factory=_factory(ScriptedGenerator(answers))
+    )
+    again = ScriptedGenerator(answers)
+    run_pass_at_k(
+        _config(out, data_parallel_size=2, batch_size=8), generator_factory=_factory(again)
+    )
+    assert again.generated == 2 * 5 * 4
+    # Two engines: each call carries two engines' worth of sequences.
+    assert [sum(r.n for r in call) for call in again.calls] == [16, 16, 8]
+    generation = json.loads((out / "run.json").read_text())["generation"]
+    assert [g["data_parallel_size"] for g in generation] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"backend": "openai"}, "--backend openai needs --base-url"),
+        ({"base_url": "http://x/v1"}, "--base-url needs --backend openai"),
+        ({"served_model": "m", "backend": "hf"}, "--served-model needs --backend openai"),
+        ({"tensor_parallel_size": 2, "backend": "hf"}, "--tensor-parallel-size needs --backend"),
+        ({"tensor_parallel_size": 2, "backend": "vllm"}, "needs GPUs and none are visible"),
+        ({"data_parallel_size": 0}, "--data-parallel-size must be at least 1"),
+        ({"concurrency": 0}, "--concurrency must be at least 1"),
+        (
+            {"backend": "openai", "base_url": "http://x/v1", "data_parallel_size": 2},
+            "configure them on the server",
+        ),
+    ],
+)
+def test_bad_scale_out_combinations_fail_before_any_work(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPUs, on any machine
+    with pytest.raises(UserError, match=message):
+        run_pass_at_k(_config(tmp_path / "run", **overrides), generator_factory=None)
+    assert not (tmp_path / "run").exists()

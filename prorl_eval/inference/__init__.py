@@ -1,4 +1,8 @@
-"""The inference layer: one generator interface, two backends, chosen by `make_generator`.
+"""The inference layer: one generator interface, three backends, chosen by `make_generator`.
+
+`hf` (transformers) and `vllm` run the model in this process; `openai` sends the same token ids to
+an OpenAI-compatible server. `data_parallel_size > 1` wraps a local backend in a
+`DataParallelGenerator` (one engine per worker process), which is again a `Generator`.
 
 Example:
     >>> gen = make_generator("hf", "/path/to/model")            # doctest: +SKIP
@@ -18,7 +22,7 @@ from prorl_eval.inference.base import (
     render_prompt,
 )
 
-BACKENDS = ("auto", "hf", "vllm")
+BACKENDS = ("auto", "hf", "vllm", "openai")
 
 __all__ = [
     "BACKENDS",
@@ -50,21 +54,45 @@ def choose_backend(backend: str) -> str:
     return "vllm" if vllm_available() and torch.cuda.is_available() else "hf"
 
 
+VLLM_OPTIONS = ("dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size")
+HF_OPTIONS = ("device", "dtype", "batch_size")
+OPENAI_OPTIONS = ("base_url", "served_model", "api_key", "concurrency")
+
+
 def make_generator(
     backend: str, model_path: str, *, revision: str | None = None, **options: Any
 ) -> Generator:
-    """Build the generator for a resolved backend name ('hf' or 'vllm')."""
+    """Build the generator for a backend name ('hf', 'vllm', 'openai' or 'auto').
+
+    Options a backend does not take are ignored, so callers can pass one set for all of them.
+    `data_parallel_size` (default 1) above 1 starts that many engines in worker processes.
+    """
     backend = choose_backend(backend)
+    data_parallel_size = int(options.pop("data_parallel_size", None) or 1)
+    if backend == "openai":
+        from prorl_eval.inference.openai_server import OpenAIGenerator
+
+        if "base_url" not in options or not options["base_url"]:
+            raise UserError("--backend openai needs --base-url, e.g. http://localhost:8000/v1.")
+        return OpenAIGenerator(
+            model_path, revision=revision, **{k: options[k] for k in OPENAI_OPTIONS if k in options}
+        )
+    keys = VLLM_OPTIONS if backend == "vllm" else HF_OPTIONS
+    chosen = {k: options[k] for k in keys if k in options and options[k] is not None}
+    if data_parallel_size > 1:
+        from prorl_eval.inference.parallel import DataParallelGenerator
+
+        return DataParallelGenerator(
+            backend,
+            model_path,
+            revision=revision,
+            data_parallel_size=data_parallel_size,
+            options=chosen,
+        )
     if backend == "vllm":
         from prorl_eval.inference.vllm import VLLMGenerator
 
-        keys = ("dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size")
-        return VLLMGenerator(
-            model_path, revision=revision, **{k: v for k, v in options.items() if k in keys}
-        )
+        return VLLMGenerator(model_path, revision=revision, **chosen)
     from prorl_eval.inference.hf import HFGenerator
 
-    keys = ("device", "dtype", "batch_size")
-    return HFGenerator(
-        model_path, revision=revision, **{k: v for k, v in options.items() if k in keys}
-    )
+    return HFGenerator(model_path, revision=revision, **chosen)

@@ -80,9 +80,11 @@ class VLLMGenerator:
             {"prompt_token_ids": render_prompt(self.tokenizer, r.prompt, sampling)}
             for r in requests
         ]
+        # vLLM refuses n > 1 for greedy requests; greedy samples are identical, so ask for one.
+        greedy = sampling.temperature == 0
         params = [
             SamplingParams(
-                n=r.n,
+                n=1 if greedy else r.n,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
                 max_tokens=sampling.max_new_tokens,
@@ -92,9 +94,11 @@ class VLLMGenerator:
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results = []
-        for prompt, output in zip(prompts, outputs, strict=True):
+        for request, prompt, output in zip(requests, prompts, outputs, strict=True):
             prompt_tokens = len(prompt["prompt_token_ids"])
             completions = sorted(output.outputs, key=lambda c: c.index)
+            if greedy:
+                completions = completions * request.n
             results.append(
                 [
                     Completion(
