@@ -18,7 +18,7 @@ import pytest
 
 from prorl_eval.errors import UserError
 from prorl_eval.inference import GenerationRequest, SamplingConfig, render_prompt
-from prorl_eval.inference.openai_server import CompletionsClient, OpenAIGenerator
+from prorl_eval.inference.openai_server import CompletionsClient, OpenAIGenerator, run_bounded
 from prorl_eval.inference.vllm import vllm_available
 from prorl_eval.schema import read_samples
 
@@ -110,20 +110,18 @@ class FakeCompletionsServer:
                     status = server.failures.pop(0) if server.failures else 200
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(server.delay(body))
-                    if status == 429:
-                        wait = [("Retry-After", "0")]
-                        self._reply(429, {"error": {"message": "slow down"}}, wait)
-                    elif status != 200:
-                        self._reply(status, {"error": {"message": f"status {status}"}})
-                    elif body["model"] not in server.models:
-                        self._reply(404, {"error": {"message": f"model {body['model']} unknown"}})
-                    else:
-                        self._reply(200, server.answer(body))
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                time.sleep(server.delay(body))
+                with server.lock:  # before replying: the client may send its next request at once
+                    server.in_flight -= 1
+                if status == 429:
+                    wait = [("Retry-After", "0")]
+                    self._reply(429, {"error": {"message": "slow down"}}, wait)
+                elif status != 200:
+                    self._reply(status, {"error": {"message": f"status {status}"}})
+                elif body["model"] not in server.models:
+                    self._reply(404, {"error": {"message": f"model {body['model']} unknown"}})
+                else:
+                    self._reply(200, server.answer(body))
 
         return Handler
 
@@ -193,6 +191,24 @@ def test_many_requests_stay_in_order_within_the_concurrency_bound(server, tokeni
     out = gen.generate(requests, SAMPLED)
     assert [c[0].text.split("-")[1] for c in out] == [f"seed{i}" for i in range(16)]
     assert server.max_in_flight == 4
+
+
+def test_an_error_returns_at_once_and_starts_no_new_request():
+    started = []
+
+    def job(i):
+        started.append(i)
+        if i == 1:
+            raise UserError("boom")
+        time.sleep(3 if i == 0 else 0)
+        return i
+
+    clock = time.time()
+    with pytest.raises(UserError, match="boom"):
+        run_bounded([lambda i=i: job(i) for i in range(10)], 2)
+    assert time.time() - clock < 1.5  # not held up by the 3 s request still running
+    assert sorted(started) == [0, 1]
+    assert run_bounded([lambda i=i: i * i for i in range(7)], 3) == [i * i for i in range(7)]
 
 
 def test_503_and_429_are_retried(server, tokenizer):

@@ -69,3 +69,12 @@ def test_many_long_seeded_prompts_in_one_call(engine):
     requests = [GenerationRequest(f"word{i} " * 150, n=4, seed=i) for i in range(48)]
     out = engine.generate(requests, SamplingConfig(temperature=1.0, max_new_tokens=4))
     assert [len(c) for c in out] == [4] * 48
+
+
+def test_greedy_requests_may_ask_for_several_samples(engine):
+    """vLLM refuses n > 1 at temperature 0; the backend asks for one and repeats it."""
+    out = engine.generate(
+        [GenerationRequest("What is 2 + 2?", n=3, seed=0)],
+        SamplingConfig(temperature=0.0, max_new_tokens=6),
+    )
+    assert len(out[0]) == 3 and len(set(out[0])) == 1

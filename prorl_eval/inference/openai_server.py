@@ -6,7 +6,7 @@ here, with the local tokenizer of `--model` and the shared `render_prompt`, and 
 (`prompt` as a list of ints), so the server sees exactly the ids the in-process backends would.
 
 Each request is one prompt with `n` samples and its own `seed`; up to `concurrency` requests are in
-flight at once (a thread pool; the server batches them continuously). Sampling is sent in full
+flight at once (daemon threads; the server batches them continuously). Sampling is sent in full
 (`top_k=-1`, `min_p=0`, `repetition_penalty=1`) because vLLM's server otherwise fills unspecified
 fields from the model's `generation_config.json`, which the in-process backends do not. Response
 token counts come from vLLM's per-choice `token_ids` (`return_token_ids`); a server that does not
@@ -22,18 +22,21 @@ per-choice `token_ids`), and one connection per long generation request costs no
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prorl_eval.errors import UserError
 from prorl_eval.inference.base import Completion, GenerationRequest, SamplingConfig, render_prompt
 
+T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_CONCURRENCY = 64
 
@@ -189,26 +192,19 @@ class OpenAIGenerator:
             tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
         self.tokenizer = tokenizer
         self.concurrency = concurrency
-        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="completions"
-        )
+        self._closed = False
 
     def generate(
         self, requests: list[GenerationRequest], sampling: SamplingConfig
     ) -> list[list[Completion]]:
-        if self._pool is None:
+        if self._closed:
             raise RuntimeError("this generator is closed")
         prompts = [render_prompt(self.tokenizer, r.prompt, sampling) for r in requests]
-        futures = [
-            self._pool.submit(self._complete, ids, r, sampling)
+        jobs = [
+            functools.partial(self._complete, ids, r, sampling)
             for ids, r in zip(prompts, requests, strict=True)
         ]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        return run_bounded(jobs, self.concurrency)
 
     def payload(
         self, prompt_ids: list[int], request: GenerationRequest, sampling: SamplingConfig
@@ -256,6 +252,45 @@ class OpenAIGenerator:
         return Completion(text, num_tokens, finish, prompt_tokens)
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+
+
+def run_bounded(jobs: list[Callable[[], T]], concurrency: int) -> list[T]:
+    """Run `jobs` on at most `concurrency` threads; results in job order; the first error raises.
+
+    The threads are daemons and the wait is interruptible, so Ctrl-C (or an error) returns at once
+    instead of waiting for requests still running on the server; no new job starts after an error.
+    """
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+    order = iter(range(len(jobs)))
+    lock = threading.Lock()
+    finished = threading.Event()
+    left = [len(jobs)]
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                index = next(order, None)
+            if index is None:
+                return
+            try:
+                results[index] = jobs[index]()
+            except BaseException as exc:
+                errors.append(exc)
+                finished.set()
+                return
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    finished.set()
+
+    if not jobs:
+        return []
+    for number in range(min(concurrency, len(jobs))):
+        threading.Thread(target=work, name=f"completions-{number}", daemon=True).start()
+    while not finished.wait(0.5):
+        pass
+    if errors:
+        raise errors[0]
+    return results
