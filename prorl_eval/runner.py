@@ -216,6 +216,7 @@ def default_generator_factory(config: EvalConfig, served: str | None = None) -> 
             served_model=served or config.served_model,
             api_key=config.api_key,
             concurrency=config.concurrency,
+            in_process=False,  # vLLM on CPU: its engine core in a child process is ~3x faster
         )
 
     return factory

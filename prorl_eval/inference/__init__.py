@@ -54,7 +54,13 @@ def choose_backend(backend: str) -> str:
     return "vllm" if vllm_available() and torch.cuda.is_available() else "hf"
 
 
-VLLM_OPTIONS = ("dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size")
+VLLM_OPTIONS = (
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "in_process",
+)
 HF_OPTIONS = ("device", "dtype", "batch_size")
 OPENAI_OPTIONS = ("base_url", "served_model", "api_key", "concurrency")
 

