@@ -1,0 +1,301 @@
+"""Two trainer processes (gloo on CPU, DeepSpeed ZeRO 1/2) against the one-process trainer.
+
+The 2-process side runs under `torchrun` with this file as its script (`worker` below): one
+launch per ZeRO stage does the sharded-rollout, update and reset checks and writes what it saw;
+the tests compare that with the same computation in this (single) process. A full
+`python -m prorl_train` run under torchrun is compared with the in-process run's metrics.
+The first DeepSpeed initialise on a machine compiles a communication op (~2 min, cached after).
+ZeRO-3 runs on CPU too (small weights forced into partitions), checked by the same worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+pytest.importorskip("deepspeed")
+
+# the tiny-model run of the loop tests: its model fixture and settings
+from test_train_loop import make_config, peaked_model_dir, settings  # noqa: F401
+
+HERE = Path(__file__).resolve()
+STEPS = 3
+
+
+def make_rollouts(groups: int = 4, n: int = 4, seed: int = 0) -> Any:
+    """Random prompts/responses of varied lengths, mixed rewards, one masked-out sequence."""
+    from prorl_train.rollout import Rollouts
+
+    g = torch.Generator().manual_seed(seed)
+    r = Rollouts()
+    for group in range(groups):
+        prompt = torch.randint(5, 1000, (int(torch.randint(2, 7, (1,), generator=g)),), generator=g)
+        for j in range(n):
+            length = int(torch.randint(1, 6, (1,), generator=g))
+            r.prompt_ids.append(prompt.tolist())
+            r.response_ids.append(torch.randint(5, 1000, (length,), generator=g).tolist())
+            r.rewards.append(float((j + group) % 2 if j < 3 else 1.0))
+            r.correct.append(bool(r.rewards[-1]))
+            r.truncated.append(False)
+            r.loss_mask.append(not (group == 1 and j == 0))
+            r.group_ids.append(100 + group)
+            r.tasks.append("t")
+            r.domains.append("d")
+            r.texts.append("")
+    return r
+
+
+def update_config(model_dir: str, out: str, stage: int) -> Any:
+    """4 groups of 4, mini-batches of 2 groups (7-8 sequences) in micro-batches of 3: three
+    micro-batches per update, so with 2 ranks one rank pads with a zero-weight backward."""
+    from prorl_train.config import load_config
+
+    return load_config(
+        None,
+        overrides=[
+            f"model.name={model_dir}",
+            "batch_size=4",
+            "loss.mini_batch_size=2",
+            "loss.micro_batch_size=3",
+            "loss.kl_beta=0.05",
+            "optim.lr=3e-3",
+            "optim.grad_clip=0.5",
+            f"deepspeed.zero_stage={stage}",
+        ],
+        out=out,
+    )
+
+
+def run_updates(cfg: Any, model_dir: str) -> tuple[Any, Any, Any, list[dict]]:
+    """STEPS optimise() calls on fixed rollouts; (stepper, policy, reference, stats per step)."""
+    from transformers import AutoModelForCausalLM
+
+    from prorl_train.deepspeed_engine import make_stepper, wrap_reference
+    from prorl_train.update import optimise
+
+    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    reference.eval().requires_grad_(False)
+    stepper = make_stepper(cfg, policy, "cpu")
+    reference = wrap_reference(cfg, reference, "cpu")
+    rollouts = make_rollouts()
+    stats = [
+        optimise(stepper.model, reference, stepper, rollouts, cfg, step, pad_id=0)
+        for step in range(1, STEPS + 1)
+    ]
+    return stepper, policy, reference, stats
+
+
+def update_after_resets(stepper: Any, policy: Any, reference: Any, cfg: Any) -> dict:
+    """Reset the optimizer and the reference, then one more update; its stats."""
+    from prorl_train.resets import reset_optimizer, reset_reference
+    from prorl_train.update import optimise
+
+    reset_optimizer(stepper)
+    reset_reference(policy, reference)
+    return optimise(stepper.model, reference, stepper, make_rollouts(), cfg, STEPS + 1, pad_id=0)
+
+
+def sample_prompts(model_dir: str) -> list[list[list[int]]]:
+    """5 prompts x 3 samples through a ShardedEngine of 2-prompt chunks (3 chunks)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prorl_eval.inference.base import SamplingConfig
+    from prorl_train.distributed import ShardedEngine
+    from prorl_train.rollout import HFRolloutEngine
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    engine = ShardedEngine(HFRolloutEngine(model, tokenizer, batch_size=6), chunk_prompts=2)
+    prompts = [[5 + i, 60 + 7 * i, 300 + i] for i in range(5)]
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6)
+    groups = engine.sample(prompts, 3, 7, sampling)
+    return [[s.token_ids for s in group] for group in groups]
+
+
+# ----------------------------------------------------------------------- the 2-process side
+
+
+def worker(model_dir: str, out_dir: str, stage: int) -> None:
+    """Run under torchrun: sharded sampling, STEPS updates, an optimizer and a reference reset."""
+    from prorl_train import distributed as dist
+    from prorl_train.deepspeed_engine import gathered, hf_module
+    from prorl_train.resets import reset_optimizer, reset_reference
+    from prorl_train.update import optimise
+
+    torch.set_num_threads(1)
+    dist.init_distributed("cpu")
+    out = Path(out_dir)
+    samples = sample_prompts(model_dir)
+    cfg = update_config(model_dir, out_dir, stage)
+    if stage == 3:  # partition even this tiny model's small tensors
+        import prorl_train.deepspeed_engine as dse
+
+        plain = dse.ds_config
+
+        def forced(*args: Any, **kwargs: Any) -> dict:
+            config = plain(*args, **kwargs)
+            config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+            return config
+
+        dse.ds_config = forced
+    stepper, policy, reference, stats = run_updates(cfg, model_dir)
+    with gathered(policy):
+        params = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    inner = getattr(stepper.optimizer, "optimizer", stepper.optimizer)
+    state_before = len(inner.state)
+    reset_optimizer(stepper)
+    state_after = len(inner.state)
+    reset_reference(policy, reference)
+    with gathered(policy), gathered(reference):
+        copied = hf_module(reference).state_dict()
+        equal = all(torch.equal(v, copied[k]) for k, v in policy.state_dict().items())
+    after = optimise(stepper.model, reference, stepper, make_rollouts(), cfg, STEPS + 1, 0)
+    seen = dist.all_gather_object(
+        {
+            "samples": samples,
+            "stats": stats,
+            "state": [state_before, state_after, len(inner.state)],
+            "eq": equal,
+            "after_resets": after,
+        }
+    )
+    if dist.is_main():
+        torch.save(params, out / "params.pt")
+        (out / "seen.json").write_text(json.dumps(seen))
+    dist.barrier()
+
+
+def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--master_port", str(29400 + os.getpid() % 500), *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module", params=[2, 1, 3], ids=["zero2", "zero1", "zero3"])
+def two_ranks(request, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"zero{request.param}")
+    torchrun(str(HERE), str(tiny_model_dir), str(out), str(request.param))
+    seen = json.loads((out / "seen.json").read_text())
+    return request.param, seen, torch.load(out / "params.pt")
+
+
+@pytest.fixture(scope="module")
+def one_rank(tiny_model_dir, tmp_path_factory):
+    """The same updates in this process with plain torch AdamW (zero_stage 0)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = update_config(str(tiny_model_dir), str(tmp_path_factory.mktemp("one")), 0)
+    stepper, policy, reference, stats = run_updates(cfg, str(tiny_model_dir))
+    params = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    after = update_after_resets(stepper, policy, reference, cfg)
+    samples = sample_prompts(str(tiny_model_dir))
+    torch.set_num_threads(before)
+    return stats, params, samples, after
+
+
+def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
+    _, seen, _ = two_ranks
+    assert seen[0]["samples"] == seen[1]["samples"] == one_rank[2]
+    assert len(one_rank[2]) == 5 and all(len(group) == 3 for group in one_rank[2])
+
+
+def test_zero_updates_match_the_one_process_update(two_ranks, one_rank, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    stage, seen, params = two_ranks
+    single_stats, single_params, _, _ = one_rank
+    assert seen[0]["stats"] == seen[1]["stats"]  # every rank reports the same step
+    for step, (mine, theirs) in enumerate(zip(seen[0]["stats"], single_stats, strict=True)):
+        assert mine.keys() == theirs.keys()
+        assert mine["actor/updates"] == 2.0
+        for key, value in theirs.items():
+            assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (stage, step, key)
+    assert single_stats[0]["actor/grad_norm_max"] > 0.5  # clipping was active at least once
+    drift = max(float((params[k] - v).abs().max()) for k, v in single_params.items())
+    initial = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    moved = max(float((params[k] - v).abs().max()) for k, v in initial.state_dict().items())
+    assert drift < 1e-5, drift
+    assert moved > 1e-3
+
+
+def test_resets_under_zero_clear_the_state_and_copy_the_policy(two_ranks, one_rank):
+    """After both resets the state is empty (then re-created by the next step), the reference
+    equals the policy, and the next update matches the one-process update after its resets."""
+    _, seen, _ = two_ranks
+    for rank in seen:
+        before, after, next_step = rank["state"]
+        assert before > 0 and after == 0 and next_step == before
+        assert rank["eq"]
+    single_after = one_rank[3]
+    assert single_after["actor/kl_ref"] < seen[0]["stats"][-1]["actor/kl_ref"]  # ref moved up
+    for key, value in single_after.items():
+        assert seen[0]["after_resets"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+# --------------------------------------------------------------------- a whole prorl-train run
+
+
+def test_two_process_zero2_run_matches_one_process_and_resumes(
+    tmp_path,
+    peaked_model_dir,  # noqa: F811
+):
+    """4 steps with 2 processes (ZeRO-2), then --resume to 6, against 6 steps in one process:
+    the same metrics (validation at 2, 4 and 6 included), files written once.
+
+    Without resets: the first update after a reset of both the reference and the optimizer
+    amplifies float rounding (fresh Adam moments normalise the near-zero KL gradient), so even
+    one process with another micro-batch size departs there; the reset itself is checked above.
+    """
+    import yaml
+
+    from prorl_train.metrics import read_metrics
+    from prorl_train.trainer import train
+
+    data = settings(peaked_model_dir, steps=6, tensorboard=True)
+    data["resets"] = {"every": 0}
+    single_cfg = make_config(tmp_path, data, tmp_path / "single")[1]
+    train(single_cfg)
+    single = read_metrics(tmp_path / "single" / "metrics.jsonl")
+
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump({**data, "deepspeed": {"zero_stage": 2}}))
+    out = tmp_path / "two"
+    launch = ["-m", "prorl_train", "--config", str(config), "--out", str(out)]
+    first = torchrun(*launch, "--steps", "4")
+    assert first.stderr.count("step 1/4") == 1  # status lines come from rank 0 only
+    assert [row["step"] for row in read_metrics(out / "metrics.jsonl")] == [1, 2, 3, 4]
+    ds_files = sorted(p.name for p in (out / "checkpoint-4" / "deepspeed" / "state").iterdir())
+    assert [n for n in ds_files if "optim_states" in n] == [
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    ]
+    assert (out / "checkpoint-4" / "policy" / "config.json").is_file()
+    torchrun(*launch, "--resume")
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert (out / "config.yaml").is_file() and not list(out.glob(".checkpoint-*"))
+    assert len(list((out / "tb").iterdir())) == 2  # one event file per launch, from rank 0
+    for mine, theirs in zip(rows, single, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            if key.startswith("time/"):
+                continue
+            if isinstance(value, float):
+                assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-6), (mine["step"], key)
+            else:
+                assert mine[key] == value, (mine["step"], key)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
