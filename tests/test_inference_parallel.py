@@ -108,6 +108,7 @@ def test_a_worker_that_cannot_start_reports_why(tmp_path):
     assert time.time() - started < 120
 
 
+@pytest.mark.slow
 def test_the_eval_loop_gives_the_same_rows_with_two_workers(tmp_path, tiny_model_dir):
     """8 problems x 4 samples: one process makes four calls of two problems (one batch each); two
     workers get two calls of four problems, two per worker: the same batches, so the same rows."""
