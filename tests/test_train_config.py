@@ -141,7 +141,7 @@ def test_bad_overrides_are_one_line_user_errors(overrides, fragment):
         (["rollout.length_schedule=[[1,64],[1,128]]"], "increase"),
         (["rollout.length_schedule=[[1,0]]"], "budgets must be positive"),
         (["rollout.overlong=drop"], "overlong"),
-        (["rollout.backend=vllm"], "not supported yet"),
+        (["rollout.backend=tgi"], "rollout.backend 'tgi' is unknown"),
         (["loss.mini_batch_size=8", "batch_size=4"], "exceeds batch_size"),
         (["resets.on_plateau=true", "val.every=0"], "needs validation"),
         (["resets.metric=loss"], "resets.metric"),
