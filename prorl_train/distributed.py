@@ -68,18 +68,21 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def init_distributed(device: str) -> str:
+def init_distributed(device: str, one_process_group: bool = False) -> str:
     """Join the launcher's process group (when WORLD_SIZE > 1); returns this process's device.
 
     `device` is the model.device setting: `auto` gives `cuda:LOCAL_RANK` when CUDA is available,
     else `cpu`; `cpu` forces CPU (gloo); `cuda`/`cuda:i` in a multi-process run means
-    `cuda:LOCAL_RANK` (each process owns one GPU).
+    `cuda:LOCAL_RANK` (each process owns one GPU). A single process returns `device` unchanged
+    and, with `one_process_group` (DeepSpeed needs a group), starts a group of one.
     """
     import torch
     import torch.distributed as dist
 
     world = env_world_size()
     if world <= 1:
+        if one_process_group and not is_initialized():
+            _start_group_of_one(device != "cpu" and torch.cuda.is_available())
         return device
     local_rank = _env_int("LOCAL_RANK", 0)
     use_cuda = device != "cpu" and torch.cuda.is_available()
@@ -104,6 +107,28 @@ def init_distributed(device: str) -> str:
             device_id=torch.device("cuda", local_rank) if use_cuda else None,
         )
     return f"cuda:{local_rank}" if use_cuda else "cpu"
+
+
+def _start_group_of_one(use_cuda: bool) -> None:
+    """A one-process group on a free local port (or the launcher's MASTER_ADDR/PORT)."""
+    import socket
+
+    import torch.distributed as dist
+
+    address = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = os.environ.get("MASTER_PORT", "")
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = str(sock.getsockname()[1])
+    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
+        os.environ.setdefault(name, value)  # DeepSpeed reads these even for one process
+    dist.init_process_group(
+        backend="nccl" if use_cuda else "gloo",
+        init_method=f"tcp://{address}:{port}",
+        rank=0,
+        world_size=1,
+    )
 
 
 def barrier() -> None:

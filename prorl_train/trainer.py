@@ -211,7 +211,7 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
-        device = dist.init_distributed(cfg.model.device)
+        device = dist.init_distributed(cfg.model.device, cfg.deepspeed.zero_stage > 0)
         self.checkpoint, state = prepare_run_dir(cfg, resume)
         dist.barrier()
         self.notes: list[str] = []

@@ -52,7 +52,7 @@ def make_rollouts(groups: int = 4, n: int = 4, seed: int = 0) -> Any:
     return r
 
 
-def update_config(model_dir: str, out: str, stage: int) -> Any:
+def update_config(model_dir: str, out: str, stage: int, *extra: str) -> Any:
     """4 groups of 4, mini-batches of 2 groups (7-8 sequences) in micro-batches of 3: three
     micro-batches per update, so with 2 ranks one rank pads with a zero-weight backward."""
     from prorl_train.config import load_config
@@ -68,6 +68,7 @@ def update_config(model_dir: str, out: str, stage: int) -> Any:
             "optim.lr=3e-3",
             "optim.grad_clip=0.5",
             f"deepspeed.zero_stage={stage}",
+            *extra,
         ],
         out=out,
     )
@@ -286,7 +287,23 @@ def test_two_process_zero2_run_matches_one_process_and_resumes(
     assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
     assert (out / "config.yaml").is_file() and not list(out.glob(".checkpoint-*"))
     assert len(list((out / "tb").iterdir())) == 2  # one event file per launch, from rank 0
-    for mine, theirs in zip(rows, single, strict=True):
+    assert_same_rows(rows, single)
+    # one process without a launcher: DeepSpeed gets a process group of one
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    alone = subprocess.run(
+        [sys.executable, *launch[:-1], str(tmp_path / "alone"), "--steps", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert alone.returncode == 0, alone.stderr[-4000:]
+    assert_same_rows(read_metrics(tmp_path / "alone" / "metrics.jsonl"), single[:2])
+
+
+def assert_same_rows(rows: list[dict], expected: list[dict]) -> None:
+    """Equal metrics rows (floats within rounding, timings aside)."""
+    for mine, theirs in zip(rows, expected, strict=True):
         assert mine.keys() == theirs.keys()
         for key, value in theirs.items():
             if key.startswith("time/"):
@@ -295,6 +312,44 @@ def test_two_process_zero2_run_matches_one_process_and_resumes(
                 assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-6), (mine["step"], key)
             else:
                 assert mine[key] == value, (mine["step"], key)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("stage", [2, 3])
+def test_bf16_zero_with_offload_on_one_gpu(tiny_model_dir, tmp_path, stage):
+    """One GPU, a process group of one: bf16 weights, fp32 optimizer state offloaded to the CPU
+    (stage 3: the weights too), updates, resets, and generate on ZeRO-3's gathered weights."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prorl_eval.inference.base import SamplingConfig
+    from prorl_train import distributed as dist
+    from prorl_train.deepspeed_engine import generation_weights, make_stepper, wrap_reference
+    from prorl_train.rollout import HFRolloutEngine
+    from prorl_train.update import optimise
+
+    dist.init_distributed("cuda", one_process_group=True)
+    extra = ["deepspeed.offload_optimizer=true", f"deepspeed.offload_params={stage == 3}"]
+    cfg = update_config(str(tiny_model_dir), str(tmp_path), stage, *extra)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).cuda()
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).cuda()
+    stepper = make_stepper(cfg, policy, "cuda:0")
+    reference = wrap_reference(cfg, reference.requires_grad_(False), "cuda:0")
+    assert next(policy.parameters()).dtype == torch.bfloat16
+    stats = [
+        optimise(stepper.model, reference, stepper, make_rollouts(), cfg, step, pad_id=0)
+        for step in (1, 2)
+    ]
+    assert all(torch.isfinite(torch.tensor(s["actor/pg_loss"])) for s in stats)
+    assert stats[1]["actor/kl_ref"] > 0
+    after = update_after_resets(stepper, policy, reference, cfg)
+    assert after["actor/kl_ref"] < stats[1]["actor/kl_ref"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    engine = HFRolloutEngine(policy, tokenizer, batch_size=4)
+    with generation_weights(stepper):
+        groups = engine.sample([[5, 6, 7]], 2, 0, SamplingConfig(max_new_tokens=4))
+    assert len(groups) == 1 and len(groups[0]) == 2
 
 
 if __name__ == "__main__":
