@@ -246,15 +246,29 @@ def gathered(model: Any, modifier: bool = False) -> Iterator[None]:
 
 @contextlib.contextmanager
 def generation_weights(stepper: Any) -> Iterator[None]:
-    """Whole weights for `generate` on every rank (ZeRO-3: gathered once, the per-layer hooks
-    lifted so ranks can generate different lengths); a no-op otherwise. Collective."""
+    """Whole weights for `generate` on every rank (ZeRO-3: gathered once, and every ZeRO-3 hook
+    lifted, so ranks can run different numbers of forward passes, or rank 0 alone can validate);
+    a no-op otherwise. Collective: every rank enters.
+
+    DeepSpeed's `unwrap_model_for_generation` lifts the per-module hooks but keeps the root's
+    start-of-forward hook, which checks with the other ranks at every forward; it is taken off
+    here too and put back first in line afterwards.
+    """
     if not isinstance(stepper, DeepSpeedStepper) or not is_partitioned(stepper.module):
         yield
         return
     from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
 
-    with unwrap_model_for_generation(stepper.model):
-        yield
+    offload = stepper.optimizer.parameter_offload
+    hooks = offload.module._forward_pre_hooks
+    start_hook = hooks.pop(offload.fwd_pre_hook.id, None)
+    try:
+        with unwrap_model_for_generation(stepper.model):
+            yield
+    finally:
+        if start_hook is not None:
+            hooks[offload.fwd_pre_hook.id] = start_hook
+            hooks.move_to_end(offload.fwd_pre_hook.id, last=False)
 
 
 def hf_module(model: Any) -> Any:

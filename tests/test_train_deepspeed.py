@@ -301,12 +301,48 @@ def test_two_process_zero2_run_matches_one_process_and_resumes(
     assert_same_rows(read_metrics(tmp_path / "alone" / "metrics.jsonl"), single[:2])
 
 
-def assert_same_rows(rows: list[dict], expected: list[dict]) -> None:
-    """Equal metrics rows (floats within rounding, timings aside)."""
+def test_two_process_zero3_run_generates_validates_resets_and_saves_whole_weights(
+    tmp_path,
+    peaked_model_dir,  # noqa: F811
+):
+    """ZeRO-3 (the embedding matrix partitioned): rollouts and rank-0 validation on gathered
+    weights, a reset at step 2, and a checkpoint holding whole policy and reference weights;
+    the two steps match the one-process run."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from prorl_train.metrics import read_metrics
+    from prorl_train.trainer import train
+
+    data = settings(peaked_model_dir, steps=2, save_every=2)
+    data["resets"] = {"every": 0}
+    train(make_config(tmp_path, data, tmp_path / "single")[1])
+    single = read_metrics(tmp_path / "single" / "metrics.jsonl")
+    config = tmp_path / "three.yaml"
+    data["resets"] = {"every": 2}
+    config.write_text(yaml.safe_dump({**data, "deepspeed": {"zero_stage": 3}}))
+    out = tmp_path / "three"
+    torchrun("-m", "prorl_train", "--config", str(config), "--out", str(out))
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [row.get("reset/event", 0) for row in rows] == [0, 1]
+    assert_same_rows(rows, single, skip=("reset/",))
+    base = load_file(peaked_model_dir / "model.safetensors")
+    policy = load_file(out / "checkpoint-2" / "policy" / "model.safetensors")
+    reference = load_file(out / "checkpoint-2" / "reference" / "model.safetensors")
+    assert {k: v.shape for k, v in policy.items()} == {k: v.shape for k, v in base.items()}
+    assert all(torch.equal(v, reference[k]) for k, v in policy.items())
+    assert any(not torch.equal(v, base[k]) for k, v in policy.items())
+
+
+def assert_same_rows(rows: list[dict], expected: list[dict], skip: tuple = ()) -> None:
+    """Equal metrics rows (floats within rounding, timings and `skip` prefixes aside)."""
     for mine, theirs in zip(rows, expected, strict=True):
-        assert mine.keys() == theirs.keys()
+        ignore = ("time/", *skip)
+        assert {k for k in mine if not k.startswith(ignore)} == {
+            k for k in theirs if not k.startswith(ignore)
+        }
         for key, value in theirs.items():
-            if key.startswith("time/"):
+            if key.startswith(ignore):
                 continue
             if isinstance(value, float):
                 assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-6), (mine["step"], key)
