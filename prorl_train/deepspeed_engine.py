@@ -152,8 +152,11 @@ class DeepSpeedStepper:
     """A DeepSpeed ZeRO engine around the policy and AdamW (see the module docstring)."""
 
     def __init__(self, cfg: Any, policy: Any, device: str) -> None:
+        import logging
+
         import deepspeed
 
+        deepspeed.utils.logger.setLevel(logging.WARNING)  # its INFO lines drown the status lines
         d = cfg.deepspeed
         optimizer = adamw(cfg, policy.parameters(), cpu_adam=d.offload_optimizer)
         self.model, self.optimizer, _, _ = deepspeed.initialize(

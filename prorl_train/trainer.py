@@ -26,8 +26,9 @@ old/reference log-prob passes and the update's micro-batches are split over the 
 optimizer step is torch AdamW on summed gradients (deepspeed.zero_stage 0) or DeepSpeed ZeRO 1-3
 (`deepspeed_engine.py`); the losses and updates equal the single-process run's up to float
 rounding. Rank 0 alone writes metrics, TensorBoard, config.yaml, resets.jsonl and checkpoints
-(every rank adds its DeepSpeed partition), runs validation (the others wait) and decides resets
-and Ctrl-C stops, which it broadcasts.
+(every rank adds its DeepSpeed partition), runs validation (the others wait) and decides resets,
+which it broadcasts; a Ctrl-C seen by any rank stops every rank after the step (a launcher such as
+torchrun may instead end the workers at once: `--resume` then continues from the last checkpoint).
 
 Departures from the paper (ProRL, Liu et al. 2025, built on verl): with the HF backend rollouts
 use `generate` on the training weights (no weight sync, no inference/training mismatch); with

@@ -121,6 +121,61 @@ def sample_prompts(model_dir: str) -> list[list[list[int]]]:
     return [[s.token_ids for s in group] for group in groups]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["deepspeed.zero_stage=4"], "must be 0, 1, 2 or 3"),
+        (
+            ["deepspeed.zero_stage=2", "deepspeed.offload_params=true"],
+            "needs deepspeed.zero_stage=3",
+        ),
+        (["deepspeed.offload_optimizer=true"], "offload_optimizer needs"),
+        (["deepspeed.zero_stage=1", "model.dtype=float16"], "bfloat16"),
+    ],
+)
+def test_bad_deepspeed_settings_are_one_line_errors(overrides, fragment):
+    from prorl_eval.errors import UserError
+    from prorl_train.config import load_config
+
+    with pytest.raises(UserError) as info:
+        load_config(None, overrides=overrides, out="x").validate()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_zero_without_deepspeed_installed_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from prorl_eval.errors import UserError
+    from prorl_train.config import load_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name)
+    )
+    cfg = load_config(None, overrides=["deepspeed.zero_stage=2"], out="x")
+    with pytest.raises(UserError, match=r"pip install -c constraints\.txt deepspeed"):
+        cfg.validate()
+    load_config(None, out="x").validate()  # stage 0 does not need it
+
+
+def test_resume_refuses_a_checkpoint_of_another_layout():
+    from prorl_eval.errors import UserError
+    from prorl_train.config import load_config
+    from prorl_train.trainer import check_layout
+
+    zero2 = load_config(None, overrides=["deepspeed.zero_stage=2"], out="x")
+    plain = load_config(None, out="x")
+    check_layout({"config": plain.to_dict(), "world_size": 4}, plain)  # optimizer.pt: any size
+    check_layout({"config": zero2.to_dict(), "world_size": 1}, zero2)
+    for state, cfg in (
+        ({"config": zero2.to_dict(), "world_size": 2}, zero2),  # partitions of 2 ranks
+        ({"config": plain.to_dict(), "world_size": 1}, zero2),
+        ({"config": zero2.to_dict(), "world_size": 1}, plain),
+    ):
+        with pytest.raises(UserError, match="resume with the same"):
+            check_layout(state, cfg)
+
+
 # ----------------------------------------------------------------------- the 2-process side
 
 
