@@ -49,6 +49,12 @@ class ModelConfig:
         "Response positions per vocabulary-projection chunk in the update (0: one shot); "
         "bounds logits memory for long responses.",
     )
+    share_prompt_prefix: bool = _f(
+        True,
+        "Run each distinct prompt of a micro-batch once and the group's responses on its cached "
+        "keys/values (same results, less work); off: every row runs prompt + response. Skipped "
+        "automatically under gradient checkpointing and for sliding-window/hybrid caches.",
+    )
 
     def validate(self) -> None:
         if self.cpu_threads < 0 or self.logits_chunk_tokens < 0:

@@ -15,6 +15,12 @@ float rounding (tested).
 When the micro-batch has at most `chunk_tokens` response positions (or chunking is off, 0), the
 plain path runs: one forward with `logits_to_keep`, which is what short-response runs want.
 
+Shared prompts: the n responses of a GRPO group share one prompt, which is most of each row
+when responses are short. With `share_prompts` each distinct prompt runs once with the key/value
+cache on, the cache is expanded to its group's rows and the responses run on top of it; the
+response hidden states then take the same (chunked or one-shot) projection. Same maths as the
+packed rows, including gradients (they flow back through the expanded cache); tested against it.
+
 Models: any Hugging Face causal LM whose output projection is `get_output_embeddings()` applied to
 `get_decoder()`'s last hidden state (Llama, Qwen2/3, Mistral, Phi-3, SmolLM, ...). A final-logit
 soft-cap (Gemma 2) is applied when the config names one.
@@ -55,6 +61,96 @@ def _chunk_logprobs(model: Any, hidden_NH: Tensor, targets_N: Tensor, temperatur
     return token_logprobs(logits_1NV, targets_N.unsqueeze(0)).squeeze(0)
 
 
+def prompt_cache(model: Any) -> Any | None:
+    """An empty key/value cache that prompt sharing can expand, or None where it cannot work.
+
+    None when gradient checkpointing is on in training mode (Hugging Face then turns the cache
+    off) or when a layer keeps anything but the plain full-attention cache (sliding-window,
+    hybrid or recurrent layers, which `reorder_cache` plus a tail forward may not reproduce).
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    hf = unwrap(model)
+    if hf.training and getattr(hf, "is_gradient_checkpointing", False):
+        return None
+    try:
+        cache = DynamicCache(config=hf.config)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    return cache
+
+
+def distinct_prompts(input_ids_BL: Tensor, attention_BL: Tensor, width_p: int) -> Tensor:
+    """For each row, the index of its prompt among the distinct prompts (first-seen order).
+
+    Two rows share a prompt when their first `width_p` columns hold the same tokens at the same
+    (unpadded) places, i.e. when the packed prompts are identical.
+    """
+    key_BP = torch.where(attention_BL[:, :width_p].bool(), input_ids_BL[:, :width_p], -1).cpu()
+    index: dict[tuple[int, ...], int] = {}
+    return torch.tensor([index.setdefault(tuple(row), len(index)) for row in key_BP.tolist()])
+
+
+def _run(model: Any, chunked: bool, keep: int, **inputs: Any) -> Tensor:
+    """The last `keep` positions' logits (one-shot projection) or hidden states (chunked).
+
+    Logits come from the model's own forward (for DeepSpeed the engine's, so its hooks fire);
+    hidden states from its decoder, to be projected in chunks.
+    """
+    if chunked:
+        return unwrap(model).get_decoder()(**inputs).last_hidden_state[:, -keep:]
+    return model(**inputs, logits_to_keep=keep).logits
+
+
+def _shared_prefix(
+    model: Any,
+    cache: Any,
+    row_of_B: Tensor,
+    input_ids_BL: Tensor,
+    attention_BL: Tensor,
+    position_ids_BL: Tensor,
+    width_r: int,
+    chunked: bool,
+) -> Tensor:
+    """Logits or hidden states (B, R, ...) predicting the responses, each prompt run once.
+
+    The distinct prompts (G rows) run with the cache on; the cache is expanded to the B rows
+    (`reorder_cache`, an index_select, so gradients flow back into the prompts' keys/values) and
+    the responses run on top of it. The decoder sees G x P + B x R positions, not B x (P + R).
+    """
+    width_p = input_ids_BL.shape[1] - width_r
+    row_of_B = row_of_B.to(input_ids_BL.device)
+    firsts_G = torch.tensor(
+        [row_of_B.tolist().index(g) for g in range(int(row_of_B.max()) + 1)],
+        device=input_ids_BL.device,
+    )
+    head_G1 = _run(
+        model,
+        chunked,
+        1,
+        input_ids=input_ids_BL[firsts_G, :width_p],
+        attention_mask=attention_BL[firsts_G, :width_p],
+        position_ids=position_ids_BL[firsts_G, :width_p],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    cache.reorder_cache(row_of_B)  # (G, ...) -> (B, ...)
+    tail_BR = _run(
+        model,
+        chunked,
+        width_r,
+        input_ids=input_ids_BL[:, width_p:],
+        attention_mask=attention_BL,
+        position_ids=position_ids_BL[:, width_p:],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return torch.cat([head_G1[row_of_B], tail_BR[:, :-1]], dim=1)
+
+
 def response_logprobs(
     model: Any,
     input_ids_BL: Tensor,
@@ -64,44 +160,70 @@ def response_logprobs(
     temperature: float,
     chunk_tokens: int = 0,
     entropy: bool = False,
+    share_prompts: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs (B, R) of `targets_BR` (the last R tokens of each row) and optional entropies.
 
     The rows hold prompt then response; position t's logits predict token t + 1, so the response
     tokens are predicted by positions L - R - 1 ... L - 2. Entropies are computed without
-    gradients and returned on the CPU.
+    gradients and returned on the CPU. With `share_prompts`, rows with identical prompts run
+    their prompt once (`_shared_prefix`) when some prompt repeats and the model's cache allows it
+    (`prompt_cache`); otherwise, and without it, every row runs whole.
     """
     width_r = targets_BR.shape[1]
     device = input_ids_BL.device
     batch = input_ids_BL.shape[0]
-    if chunk_tokens <= 0 or batch * width_r <= chunk_tokens:
-        out = model(
+    targets_BR = targets_BR.to(device)
+    chunked = 0 < chunk_tokens < batch * width_r
+    width_p = input_ids_BL.shape[1] - width_r
+    out_BR = None
+    if share_prompts and width_p > 0 and bool(attention_BL[:, width_p - 1].all()):
+        row_of_B = distinct_prompts(input_ids_BL, attention_BL, width_p)
+        cache = prompt_cache(model) if int(row_of_B.max()) + 1 < batch else None
+        if cache is not None:
+            out_BR = _shared_prefix(
+                model,
+                cache,
+                row_of_B,
+                input_ids_BL,
+                attention_BL,
+                position_ids_BL,
+                width_r,
+                chunked,
+            )
+    if out_BR is None:
+        out_BR = _run(
+            model,
+            chunked,
+            width_r + 1,
             input_ids=input_ids_BL,
             attention_mask=attention_BL,
             position_ids=position_ids_BL,
-            logits_to_keep=width_r + 1,
             use_cache=False,
-        )
-        logits_BRV = out.logits[:, :-1].float() / temperature
-        logp_BR = token_logprobs(logits_BRV, targets_BR.to(device))
+        )[:, :-1]
+    if not chunked:
+        logits_BRV = out_BR.float() / temperature
+        logp_BR = token_logprobs(logits_BRV, targets_BR)
         ent_BR = None
         if entropy:
             with torch.no_grad():
                 ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
         return logp_BR, ent_BR
+    return _chunked_logprobs(model, out_BR, targets_BR, temperature, chunk_tokens, entropy)
 
-    hidden_BLH = (
-        unwrap(model)
-        .get_decoder()(
-            input_ids=input_ids_BL,
-            attention_mask=attention_BL,
-            position_ids=position_ids_BL,
-            use_cache=False,
-        )
-        .last_hidden_state
-    )
-    hidden_NH = hidden_BLH[:, -(width_r + 1) : -1].reshape(batch * width_r, -1)
-    targets_N = targets_BR.to(device).reshape(-1)
+
+def _chunked_logprobs(
+    model: Any,
+    hidden_BRH: Tensor,
+    targets_BR: Tensor,
+    temperature: float,
+    chunk_tokens: int,
+    entropy: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Log-probs (and entropies) from hidden states, projected `chunk_tokens` positions at once."""
+    batch, width_r = targets_BR.shape
+    hidden_NH = hidden_BRH.reshape(batch * width_r, -1)
+    targets_N = targets_BR.reshape(-1)
     grad = torch.is_grad_enabled() and hidden_NH.requires_grad
     logp_parts, ent_parts = [], []
     for start in range(0, hidden_NH.shape[0], chunk_tokens):

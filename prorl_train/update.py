@@ -64,12 +64,18 @@ def pack(rollouts: Rollouts, indices: list[int], pad_id: int) -> Packed:
 
 
 def forward_logprobs(
-    model: Any, packed: Packed, temperature: float, entropy: bool = False, chunk_tokens: int = 0
+    model: Any,
+    packed: Packed,
+    temperature: float,
+    entropy: bool = False,
+    chunk_tokens: int = 0,
+    share_prompts: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies.
 
     With `chunk_tokens` > 0 the vocabulary projection runs in chunks of that many response
-    positions (`logits.py`), so long responses never hold a (B, R, V) logits tensor.
+    positions (`logits.py`), so long responses never hold a (B, R, V) logits tensor. With
+    `share_prompts` rows with the same prompt run it once (`logits.py`), where that applies.
     """
     from prorl_train.logits import response_logprobs
 
@@ -83,11 +89,29 @@ def forward_logprobs(
         temperature,
         chunk_tokens,
         entropy,
+        share_prompts,
     )
 
 
 def micro_batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def share_prompts(cfg: Any, rollouts: Rollouts, chunks: list[list[int]]) -> bool:
+    """Whether the forwards of `chunks` may run each repeated prompt once (`logits.py`).
+
+    Off with `model.share_prompt_prefix=false`. Under multi-process ZeRO-3 every rank must make
+    the same forward calls (each gathers the weights collectively) and a micro-batch without a
+    repeated prompt runs whole, so there prompts are shared only when every micro-batch repeats
+    one; other setups decide per micro-batch.
+    """
+    if not cfg.model.share_prompt_prefix:
+        return False
+    if dist.world_size() > 1 and cfg.deepspeed.zero_stage == 3:
+        return all(
+            len({tuple(rollouts.prompt_ids[i]) for i in chunk}) < len(chunk) for chunk in chunks
+        )
+    return True
 
 
 @torch.no_grad()
@@ -101,12 +125,13 @@ def score_sequences(
     and the order of the entropy sum are those of the single-process run.
     """
     chunks = micro_batches(indices, cfg.loss.micro_batch_size)
+    share = share_prompts(cfg, rollouts, chunks)
     mine: dict[int, tuple[dict[int, Tensor], float, int]] = {}
     for entry in dist.round_robin(chunks):
         k, chunk = entry if entry is not None else (-1, chunks[0])
         packed = pack(rollouts, chunk, pad_id)
         logp_BT, ent_BT = forward_logprobs(
-            model, packed, cfg.rollout.temperature, entropy, cfg.model.logits_chunk_tokens
+            model, packed, cfg.rollout.temperature, entropy, cfg.model.logits_chunk_tokens, share
         )
         if k < 0:
             continue
@@ -183,13 +208,18 @@ def micro_loss(
     ctx: dict[str, Any],
     cfg: Any,
     pad_id: int,
+    share: bool = False,
 ) -> tuple[Tensor, dict[str, float], dict[str, float], Tensor]:
-    """Loss of one micro-batch (unweighted), its stats, and its mask."""
+    """Loss of one micro-batch (unweighted), its stats, and its mask (`share`: share prompts)."""
     from prorl_train.losses import KL_ESTIMATORS, kl_penalty, policy_loss
 
     packed = pack(rollouts, chunk, pad_id)
     logp_BT, _ = forward_logprobs(
-        policy, packed, cfg.rollout.temperature, chunk_tokens=cfg.model.logits_chunk_tokens
+        policy,
+        packed,
+        cfg.rollout.temperature,
+        chunk_tokens=cfg.model.logits_chunk_tokens,
+        share_prompts=share,
     )
     device = logp_BT.device
     mask_BT = packed.mask_BR.to(device)
@@ -251,10 +281,13 @@ def update_minibatch(
     stepper.zero_grad()
     chunks = micro_batches(mb, cfg.loss.micro_batch_size)
     mine = dist.round_robin(chunks)
+    share = share_prompts(cfg, rollouts, chunks)
     collected: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
     for j, entry in enumerate(mine):
         k, chunk = entry if entry is not None else (-1, chunks[0])
-        loss, stats, extra, mask_BT = micro_loss(stepper.model, rollouts, chunk, ctx, cfg, pad_id)
+        loss, stats, extra, mask_BT = micro_loss(
+            stepper.model, rollouts, chunk, ctx, cfg, pad_id, share
+        )
         weight = micro_weight(cfg.loss.aggregation, mask_BT, total_tokens, len(mb)) if k >= 0 else 0
         stepper.backward(loss * weight, boundary=j == len(mine) - 1)
         if k >= 0:

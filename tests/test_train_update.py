@@ -12,9 +12,12 @@ from prorl_train.config import load_config
 from prorl_train.rollout import Rollouts
 from prorl_train.update import (
     forward_logprobs,
+    micro_batches,
     minibatch_groups,
     optimise,
     pack,
+    score_sequences,
+    share_prompts,
     update_minibatch,
 )
 
@@ -90,9 +93,13 @@ class RecordingOptimizer(torch.optim.SGD):
 
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
 @pytest.mark.parametrize("chunk_tokens", [0, 3])
-def test_micro_batches_give_the_full_batch_gradient(model, tmp_path, aggregation, chunk_tokens):
-    """Accumulating weighted micro-batch losses equals one pass over the whole mini-batch
-    (also when the micro-batches' logits are computed in chunks)."""
+@pytest.mark.parametrize("share", [False, True])
+def test_micro_batches_give_the_full_batch_gradient(
+    model, tmp_path, aggregation, chunk_tokens, share
+):
+    """Accumulating weighted micro-batch losses equals one pass over the whole mini-batch of
+    packed rows (also with the logits computed in chunks, and with each group's prompt run once
+    for the micro-batches that repeat one)."""
     r = make_rollouts(groups=3, n=3)
     mb = list(range(len(r)))
     adv = torch.linspace(-1, 1, len(r))
@@ -102,11 +109,13 @@ def test_micro_batches_give_the_full_batch_gradient(model, tmp_path, aggregation
     old_seq = {i: old[b][packed.mask_BR[b]] - 0.05 * (i % 3) for b, i in enumerate(mb)}
     ctx = {"old": old_seq, "ref": old_seq, "advantages": adv}
     grads = []
-    for micro, chunk in ((len(r), 0), (2, chunk_tokens)):
+    runs = ((len(r), 0, False), (len(r), chunk_tokens, share), (2, chunk_tokens, share))
+    for micro, chunk, shared in runs:
         cfg = load_config(
             None,
             overrides=[
                 f"model.logits_chunk_tokens={chunk}",
+                f"model.share_prompt_prefix={str(shared).lower()}",
                 f"loss.micro_batch_size={micro}",
                 f"loss.aggregation={aggregation}",
                 "loss.kl_beta=0.1",
@@ -118,12 +127,97 @@ def test_micro_batches_give_the_full_batch_gradient(model, tmp_path, aggregation
         opt = RecordingOptimizer(model.parameters())
         update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
         grads.append(opt.seen[0])
-    for full, accumulated in zip(*grads, strict=True):
-        if full is None:
-            assert accumulated is None
-            continue
-        torch.testing.assert_close(accumulated, full, atol=5e-6, rtol=1e-4)
+    for full, *others in zip(*grads, strict=True):
+        for accumulated in others:
+            if full is None:
+                assert accumulated is None
+                continue
+            torch.testing.assert_close(accumulated, full, atol=5e-6, rtol=1e-4)
     assert any(g is not None and g.abs().sum() > 0 for g in grads[0])
+
+
+def test_prompt_sharing_counts_fewer_decoder_positions(model, tmp_path):
+    """With sharing on, scoring a batch of groups runs each prompt once per micro-batch."""
+    r = make_rollouts(groups=3, n=4)
+    indices = list(range(len(r)))
+    seen: list[int] = []
+    hook = model.get_input_embeddings().register_forward_hook(
+        lambda m, a, out: seen.append(a[0].numel())
+    )
+    scores = []
+    try:
+        for shared in (False, True):
+            cfg = load_config(
+                None,
+                overrides=[
+                    f"model.share_prompt_prefix={str(shared).lower()}",
+                    "loss.micro_batch_size=4",
+                    "rollout.temperature=1.0",
+                ],
+                out=str(tmp_path),
+            )
+            seen.clear()
+            scores.append(score_sequences(model, r, indices, cfg, pad_id=0, entropy=True))
+            counts = list(seen)
+            packed_counts = [pack(r, c, 0).input_ids_BL.numel() for c in micro_batches(indices, 4)]
+            if shared:
+                assert len(counts) == 6  # prompt, then responses, per micro-batch (one group)
+                assert sum(counts) < sum(packed_counts)
+            else:
+                assert counts == packed_counts
+    finally:
+        hook.remove()
+    (plain, plain_ent), (shared_scores, shared_ent) = scores
+    for i in indices:
+        torch.testing.assert_close(shared_scores[i], plain[i], atol=1e-5, rtol=1e-5)
+    assert shared_ent == pytest.approx(plain_ent, rel=1e-5)
+
+
+def test_zero3_with_several_ranks_shares_only_when_every_micro_batch_can(monkeypatch, tmp_path):
+    from prorl_train import distributed
+
+    r = make_rollouts(groups=2, n=3)
+    cfg = load_config(None, overrides=["deepspeed.zero_stage=3"], out=str(tmp_path))
+    repeating = [[0, 1], [3, 4, 5]]
+    mixed = [[0, 1], [2, 3]]  # the second holds two different prompts
+    assert share_prompts(cfg, r, mixed)  # one process: decided per micro-batch in logits.py
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    assert share_prompts(cfg, r, repeating)
+    assert not share_prompts(cfg, r, mixed)  # ranks would run different forwards
+    off = load_config(None, overrides=["model.share_prompt_prefix=false"], out=str(tmp_path))
+    assert not share_prompts(off, r, repeating)
+
+
+def test_adamw_is_fused_for_float_cpu_parameters_and_matches_the_loop(tmp_path):
+    from prorl_train.deepspeed_engine import adamw
+
+    cfg = load_config(
+        None, overrides=["optim.lr=1e-2", "optim.weight_decay=0.1"], out=str(tmp_path)
+    )
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(7)]
+    fused_params = [torch.nn.Parameter(t.clone()) for t in start]
+    loop_params = [torch.nn.Parameter(t.clone()) for t in start]
+    fused = adamw(cfg, iter(fused_params))
+    loop = torch.optim.AdamW(
+        loop_params,
+        lr=1e-2,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+        weight_decay=0.1,
+        foreach=False,
+    )
+    assert fused.param_groups[0]["fused"] is True
+    for step in range(3):
+        for params, opt in ((fused_params, fused), (loop_params, loop)):
+            opt.zero_grad()
+            sum(((p * (step + 1)) ** 2).sum() for p in params).backward()
+            opt.step()
+    for a, b in zip(fused_params, loop_params, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(fused_params[0], start[0])
+    half = adamw(cfg, [torch.nn.Parameter(torch.zeros(2)), torch.zeros(2, dtype=torch.long)])
+    assert not half.param_groups[0]["fused"]  # a non-float tensor: torch's default path
 
 
 @pytest.mark.parametrize(("groups", "size"), [(5, 2), (4, 4), (7, 3), (1, 3)])
