@@ -44,8 +44,13 @@ DS_TAG = "state"
 
 
 def adamw(cfg: Any, params: Any, cpu_adam: bool = False) -> Any:
-    """The run's AdamW (DeepSpeed's CPU Adam, same maths, when the state lives on the CPU)."""
+    """The run's AdamW (DeepSpeed's CPU Adam, same maths, when the state lives on the CPU).
+
+    torch's AdamW runs fused (one kernel over all tensors, ~4x faster than its per-tensor loop
+    on CPU) when every parameter is a floating-point tensor on a device with fused kernels.
+    """
     import torch
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
     o = cfg.optim
     kwargs = {"lr": o.lr, "betas": (o.beta1, o.beta2), "eps": o.eps, "weight_decay": o.weight_decay}
@@ -53,7 +58,13 @@ def adamw(cfg: Any, params: Any, cpu_adam: bool = False) -> Any:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(params, adamw_mode=True, **kwargs)
-    return torch.optim.AdamW(params, **kwargs)
+    params = list(params)
+    devices = set(_get_fused_kernels_supported_devices())
+    fused = bool(params) and all(
+        isinstance(p, torch.Tensor) and p.device.type in devices and p.is_floating_point()
+        for p in params
+    )
+    return torch.optim.AdamW(params, **kwargs, fused=fused or None)
 
 
 def uses_bf16(cfg: Any, device: str) -> bool:
