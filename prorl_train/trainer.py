@@ -421,6 +421,9 @@ class Trainer:
     def close(self) -> None:
         self.logger.close()
         self.scorer.close()
+        close_engine = getattr(self.engine, "close", None)
+        if close_engine is not None:  # a vLLM engine shuts down before the process group goes
+            close_engine()
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, on_step: Any = None) -> dict[str, Any]:
