@@ -15,7 +15,9 @@ and `--set` overrides are applied on top of it.
   paper's domain proportions. Those suites are *evaluation* benchmarks: for a real run, point
   `data.mix` at your training sets (`custom:<file>?...` tasks) so you do not train on the test.
   The paper reset at hand-picked points when validation degraded; here every 250 steps plus an
-  automatic reset on a validation plateau.
+  automatic reset on a validation plateau. Rollouts run on vLLM with in-place weight sync and the
+  update on DeepSpeed ZeRO-2 (`pip install "prorl[vllm,deepspeed]"`; launch recipes in
+  docs/scaling.md); the paper's verl setup did the same with FSDP.
 - `cpu-smoke`: the embedded SmolLM2-135M-Instruct learning to answer "Name a <thing>." prompts
   in one word (a `custom:` regex task whose data ships in `prorl_train/smoke/`), 4 prompts x 4
   samples of at most 12 tokens per step, 10 steps: a few minutes on 2 CPU cores, with
@@ -58,8 +60,11 @@ PRORL_PAPER: dict[str, Any] = {
         "overlong": "mask",
         "dynamic_sampling": True,
         "max_extra_rounds": 3,
-        "generate_batch_size": 64,
+        # 32 prompts x 16 samples per chunk: 8 chunks, one per rank on 8 GPUs (docs/scaling.md)
+        "generate_batch_size": 512,
         "score_workers": 8,
+        "backend": "vllm",
+        "vllm_gpu_memory_utilization": 0.4,
     },
     "loss": {
         "advantage": "grpo",
@@ -69,8 +74,9 @@ PRORL_PAPER: dict[str, Any] = {
         "kl_estimator": "k3",
         "aggregation": "token-mean",
         "mini_batch_size": 64,
-        # 16k-token responses x a 151k vocabulary: the logits of one sequence take ~10 GB
-        "micro_batch_size": 1,
+        # 16k-token responses: the vocabulary projection runs in chunks (model.logits_chunk_tokens),
+        # activations are recomputed (gradient checkpointing), so 2 sequences fit per micro-batch
+        "micro_batch_size": 2,
     },
     "optim": {"lr": 2e-6, "warmup_steps": 0, "weight_decay": 0.01, "grad_clip": 1.0},
     "val": {
@@ -82,6 +88,7 @@ PRORL_PAPER: dict[str, Any] = {
         "top_p": 0.95,
     },
     "resets": {"every": 250, "on_plateau": True, "patience": 4, "min_delta": 0.005},
+    "deepspeed": {"zero_stage": 2},
 }
 
 # 16 "Name a <thing>. Answer with one word." prompts, verified by the registry's custom regex
