@@ -167,8 +167,11 @@ def response_logprobs(
     The rows hold prompt then response; position t's logits predict token t + 1, so the response
     tokens are predicted by positions L - R - 1 ... L - 2. Entropies are computed without
     gradients and returned on the CPU. With `share_prompts`, rows with identical prompts run
-    their prompt once (`_shared_prefix`) when some prompt repeats and the model's cache allows it
-    (`prompt_cache`); otherwise, and without it, every row runs whole.
+    their prompt once (`_shared_prefix`) where the model's cache allows it (`prompt_cache`);
+    otherwise, and without it, every row runs whole. A micro-batch without a repeated prompt
+    takes the shared path too (G = B: as many positions as the packed rows), so the forward calls
+    never depend on the contents: ZeRO-3 ranks, each holding other micro-batches, must make the
+    same calls, and a multi-process run must compute what one process does.
     """
     width_r = targets_BR.shape[1]
     device = input_ids_BL.device
@@ -178,9 +181,9 @@ def response_logprobs(
     width_p = input_ids_BL.shape[1] - width_r
     out_BR = None
     if share_prompts and width_p > 0 and bool(attention_BL[:, width_p - 1].all()):
-        row_of_B = distinct_prompts(input_ids_BL, attention_BL, width_p)
-        cache = prompt_cache(model) if int(row_of_B.max()) + 1 < batch else None
+        cache = prompt_cache(model)
         if cache is not None:
+            row_of_B = distinct_prompts(input_ids_BL, attention_BL, width_p)
             out_BR = _shared_prefix(
                 model,
                 cache,

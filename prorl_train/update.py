@@ -97,21 +97,14 @@ def micro_batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
-def share_prompts(cfg: Any, rollouts: Rollouts, chunks: list[list[int]]) -> bool:
-    """Whether the forwards of `chunks` may run each repeated prompt once (`logits.py`).
+def share_prompts(cfg: Any) -> bool:
+    """Whether forwards run each repeated prompt of a micro-batch once (`logits.py`).
 
-    Off with `model.share_prompt_prefix=false`. Under multi-process ZeRO-3 every rank must make
-    the same forward calls (each gathers the weights collectively) and a micro-batch without a
-    repeated prompt runs whole, so there prompts are shared only when every micro-batch repeats
-    one; other setups decide per micro-batch.
+    The choice is the same for every micro-batch and every rank (never by a micro-batch's
+    contents), so under ZeRO-3 all ranks make the same forward calls, each of which gathers the
+    partitioned weights collectively, and a multi-process run computes what one process does.
     """
-    if not cfg.model.share_prompt_prefix:
-        return False
-    if dist.world_size() > 1 and cfg.deepspeed.zero_stage == 3:
-        return all(
-            len({tuple(rollouts.prompt_ids[i]) for i in chunk}) < len(chunk) for chunk in chunks
-        )
-    return True
+    return bool(cfg.model.share_prompt_prefix)
 
 
 @torch.no_grad()
@@ -125,7 +118,7 @@ def score_sequences(
     and the order of the entropy sum are those of the single-process run.
     """
     chunks = micro_batches(indices, cfg.loss.micro_batch_size)
-    share = share_prompts(cfg, rollouts, chunks)
+    share = share_prompts(cfg)
     mine: dict[int, tuple[dict[int, Tensor], float, int]] = {}
     for entry in dist.round_robin(chunks):
         k, chunk = entry if entry is not None else (-1, chunks[0])
@@ -281,7 +274,7 @@ def update_minibatch(
     stepper.zero_grad()
     chunks = micro_batches(mb, cfg.loss.micro_batch_size)
     mine = dist.round_robin(chunks)
-    share = share_prompts(cfg, rollouts, chunks)
+    share = share_prompts(cfg)
     collected: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
     for j, entry in enumerate(mine):
         k, chunk = entry if entry is not None else (-1, chunks[0])

@@ -189,7 +189,10 @@ def test_shared_prompts_equal_the_packed_rows_with_gradients(tied, chunk_tokens)
     assert any(g.abs().sum() > 0 for g in grads.values())
 
 
-def test_rows_run_whole_without_a_repeated_prompt_or_under_checkpointing():
+def test_distinct_prompts_take_the_same_calls_and_give_the_packed_results():
+    """Without a repeated prompt the shared path runs G = B prompts (as many positions as the
+    packed rows) rather than switching path on the contents, and still equals the packed rows;
+    under checkpointing in training mode the rows run whole."""
     model = tiny_llama(tied=True)
     seen = count_decoder_tokens(model)
     distinct = grouped_batch(prompts=(5, 2, 7), responses=((4,), (3,), (2,)))[:4]
@@ -197,7 +200,8 @@ def test_rows_run_whole_without_a_repeated_prompt_or_under_checkpointing():
         want_BR, _ = one_shot(model, *distinct, 1.0)
         seen.clear()
         got_BR, _ = response_logprobs(model, *distinct, 1.0, share_prompts=True)
-    assert seen == [distinct[0].numel()]  # no prompt repeats: nothing to gain, one packed forward
+    width_r = distinct[3].shape[1]
+    assert seen == [distinct[0].numel() - 3 * width_r, 3 * width_r]
     torch.testing.assert_close(got_BR, want_BR, atol=1e-5, rtol=1e-5)
 
     grouped = grouped_batch()[:4]

@@ -17,7 +17,6 @@ from prorl_train.update import (
     optimise,
     pack,
     score_sequences,
-    share_prompts,
     update_minibatch,
 )
 
@@ -171,21 +170,6 @@ def test_prompt_sharing_counts_fewer_decoder_positions(model, tmp_path):
     for i in indices:
         torch.testing.assert_close(shared_scores[i], plain[i], atol=1e-5, rtol=1e-5)
     assert shared_ent == pytest.approx(plain_ent, rel=1e-5)
-
-
-def test_zero3_with_several_ranks_shares_only_when_every_micro_batch_can(monkeypatch, tmp_path):
-    from prorl_train import distributed
-
-    r = make_rollouts(groups=2, n=3)
-    cfg = load_config(None, overrides=["deepspeed.zero_stage=3"], out=str(tmp_path))
-    repeating = [[0, 1], [3, 4, 5]]
-    mixed = [[0, 1], [2, 3]]  # the second holds two different prompts
-    assert share_prompts(cfg, r, mixed)  # one process: decided per micro-batch in logits.py
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    assert share_prompts(cfg, r, repeating)
-    assert not share_prompts(cfg, r, mixed)  # ranks would run different forwards
-    off = load_config(None, overrides=["model.share_prompt_prefix=false"], out=str(tmp_path))
-    assert not share_prompts(off, r, repeating)
 
 
 def test_adamw_is_fused_for_float_cpu_parameters_and_matches_the_loop(tmp_path):
