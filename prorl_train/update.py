@@ -107,6 +107,18 @@ def share_prompts(cfg: Any) -> bool:
     return bool(cfg.model.share_prompt_prefix)
 
 
+def logits_chunk_tokens(model: Any, cfg: Any) -> int:
+    """`model.logits_chunk_tokens`, or 0 (one-shot projection) for a ZeRO-3 partitioned model.
+
+    Under ZeRO-3 every call of the output layer gathers its weight collectively, so all ranks must
+    make the same number of calls; the number of chunks depends on each rank's response lengths,
+    so partitioned models project in one shot.
+    """
+    from prorl_train.deepspeed_engine import is_partitioned
+
+    return 0 if is_partitioned(model) else cfg.model.logits_chunk_tokens
+
+
 @torch.no_grad()
 def score_sequences(
     model: Any, rollouts: Rollouts, indices: list[int], cfg: Any, pad_id: int, entropy: bool
@@ -119,12 +131,13 @@ def score_sequences(
     """
     chunks = micro_batches(indices, cfg.loss.micro_batch_size)
     share = share_prompts(cfg)
+    chunk_tokens = logits_chunk_tokens(model, cfg)
     mine: dict[int, tuple[dict[int, Tensor], float, int]] = {}
     for entry in dist.round_robin(chunks):
         k, chunk = entry if entry is not None else (-1, chunks[0])
         packed = pack(rollouts, chunk, pad_id)
         logp_BT, ent_BT = forward_logprobs(
-            model, packed, cfg.rollout.temperature, entropy, cfg.model.logits_chunk_tokens, share
+            model, packed, cfg.rollout.temperature, entropy, chunk_tokens, share
         )
         if k < 0:
             continue
@@ -211,7 +224,7 @@ def micro_loss(
         policy,
         packed,
         cfg.rollout.temperature,
-        chunk_tokens=cfg.model.logits_chunk_tokens,
+        chunk_tokens=logits_chunk_tokens(policy, cfg),
         share_prompts=share,
     )
     device = logp_BT.device
