@@ -26,8 +26,9 @@ show up as tokens per step and seconds per generated token rather than as speed.
 Departures that remain (printed too): ours runs without dynamic sampling here (TRL has none; with
 it ours may generate a second round); ours skips validation, resets and checkpoints (not part of
 a step); TRL draws prompts with its own sampler, ours from its data mix (same 16 prompts, other
-order); TRL uses its default fused AdamW and no weight decay on norms/biases; TRL computes
-log-probs with its fused LM head over every position, ours over the response positions only.
+order); both use fused AdamW, TRL without weight decay on norms/biases; TRL computes log-probs
+with its fused LM head over every position, ours over the response positions only, running each
+group's shared prompt once (`model.share_prompt_prefix`).
 
 Goal: ours <= 0.8x TRL's median step time.
 
