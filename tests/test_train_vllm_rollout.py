@@ -263,25 +263,24 @@ DRIVER = """
 import json, sys, torch
 from transformers import AutoModelForCausalLM
 from prorl_train import cli, trainer
-runs = []
-original = trainer.Trainer.run
-def run(self, on_step=None):
-    runs.append(self)
-    return original(self, on_step)
-trainer.Trainer.run = run
-code = cli.main(sys.argv[2:])
-t = runs[0]
-ids = t.models.tokenizer("Name a colour. Then name a fruit and an animal.")["input_ids"]
 sys.path.insert(0, sys.argv[1])
 from test_train_vllm_rollout import logprob_gap
-base = AutoModelForCausalLM.from_pretrained(t.models.base_path, dtype=torch.float32).eval()
-print("RESULT " + json.dumps({
-    "code": code,
-    "engine": type(getattr(t.engine, "engine", t.engine)).__name__,  # under ShardedEngine
-    "syncs": t.engine.syncs,
-    "engine_vs_policy": logprob_gap(t.engine, t.models.policy.eval(), ids),
-    "base_vs_policy": logprob_gap(t.engine, base, ids),
-}))
+found = {}
+original_close = trainer.Trainer.close
+def close(self):  # measure the engine before the trainer shuts it down
+    ids = self.models.tokenizer("Name a colour. Then name a fruit and an animal.")["input_ids"]
+    base = AutoModelForCausalLM.from_pretrained(self.models.base_path, dtype=torch.float32).eval()
+    found.update({
+        "engine": type(getattr(self.engine, "engine", self.engine)).__name__,  # ShardedEngine
+        "syncs": self.engine.syncs,
+        "engine_vs_policy": logprob_gap(self.engine, self.models.policy.eval(), ids),
+        "base_vs_policy": logprob_gap(self.engine, base, ids),
+    })
+    original_close(self)
+    found["closed"] = getattr(self.engine, "llm", "gone") is None
+trainer.Trainer.close = close
+code = cli.main(sys.argv[2:])
+print("RESULT " + json.dumps({"code": code, **found}))
 """
 
 
@@ -307,7 +306,7 @@ def test_prorl_train_with_the_vllm_backend(tmp_path):
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT ") :])
     assert result["code"] == 0 and result["engine"] == "VLLMRolloutEngine"
-    assert result["syncs"] == 2
+    assert result["syncs"] == 2 and result["closed"]  # the trainer shut the engine down
     assert result["engine_vs_policy"] < 1e-4
     assert result["base_vs_policy"] > 100 * max(result["engine_vs_policy"], 1e-6)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
