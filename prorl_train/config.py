@@ -18,14 +18,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.models import DEFAULT_MODEL
-from prorl_train.dictconfig import build
+from prorl_train.dictconfig import build, fields_help, read_yaml
 
 
 def _f(default: Any, help: str) -> Any:
@@ -463,22 +462,6 @@ def _apply_override(merged: dict[str, Any], text: str) -> dict[str, Any]:
     return merge(merged, update)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML config file as a dict; UserError when missing or malformed."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML ({exc}).".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of settings.")
-    return data
-
-
 def load_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
@@ -509,14 +492,6 @@ def config_to_yaml(config: TrainConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def field_help(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted name, default, help) for every field, for `prorl-train show-config --help-fields`."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        hint = typing.get_type_hints(cls)[f.name]
-        if dataclasses.is_dataclass(hint):
-            rows.extend(field_help(hint, f"{prefix}{f.name}."))
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append((f"{prefix}{f.name}", repr(default), f.metadata.get("help", "")))
-    return rows
+def field_help(cls: type = TrainConfig) -> list[tuple[str, str, str]]:
+    """(dotted name, default, help) for every field, for `prorl-train show-config --fields`."""
+    return fields_help(cls)

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
@@ -112,3 +113,32 @@ _SCALARS = {
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict; UserError when missing or malformed."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML ({exc}).".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of settings.")
+    return data
+
+
+def fields_help(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, help) for every field of dataclass `cls`, nested ones flattened."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows.extend(fields_help(hint, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((f"{prefix}{f.name}", repr(default), f.metadata.get("help", "")))
+    return rows
