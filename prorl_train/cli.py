@@ -52,12 +52,6 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    import torch
-
-    if not torch.cuda.is_available():
-        # transformers imports DeepSpeed when it is installed; naming the accelerator spares
-        # DeepSpeed's "unable to detect" warning on machines without a GPU
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 @app.callback(invoke_without_command=True)
