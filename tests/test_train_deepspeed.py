@@ -246,18 +246,29 @@ def two_ranks(request, tiny_model_dir, tmp_path_factory):
     return request.param, seen, torch.load(out / "params.pt")
 
 
+def single(model_dir: str, out_dir: str) -> None:
+    """The same updates in one plain process with torch AdamW (zero_stage 0), no launcher."""
+    torch.set_num_threads(1)
+    out = Path(out_dir)
+    cfg = update_config(model_dir, out_dir, 0)
+    stepper, policy, reference, stats = run_updates(cfg, model_dir)
+    torch.save({k: v.detach().clone() for k, v in policy.state_dict().items()}, out / "params.pt")
+    after = update_after_resets(stepper, policy, reference, cfg)
+    samples = sample_prompts(model_dir)
+    (out / "single.json").write_text(json.dumps([stats, samples, after]))
+
+
 @pytest.fixture(scope="module")
 def one_rank(tiny_model_dir, tmp_path_factory):
-    """The same updates in this process with plain torch AdamW (zero_stage 0)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = update_config(str(tiny_model_dir), str(tmp_path_factory.mktemp("one")), 0)
-    stepper, policy, reference, stats = run_updates(cfg, str(tiny_model_dir))
-    params = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    after = update_after_resets(stepper, policy, reference, cfg)
-    samples = sample_prompts(str(tiny_model_dir))
-    torch.set_num_threads(before)
-    return stats, params, samples, after
+    """The one-process reference, computed in a fresh process like the ranks (a process that
+    already ran other tests, e.g. an in-process vLLM engine, can round differently)."""
+    out = tmp_path_factory.mktemp("one")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(HERE), "single", str(tiny_model_dir), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    stats, samples, after = json.loads((out / "single.json").read_text())
+    return stats, torch.load(out / "params.pt"), samples, after
 
 
 def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
@@ -444,4 +455,7 @@ def test_bf16_zero_with_offload_on_one_gpu(tiny_model_dir, tmp_path, stage):
 
 
 if __name__ == "__main__":
-    worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    if sys.argv[1] == "single":
+        single(sys.argv[2], sys.argv[3])
+    else:
+        worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
