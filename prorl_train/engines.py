@@ -30,6 +30,13 @@ def make_rollout_engine(cfg: Any, policy: Any, tokenizer: Any, model_path: str) 
             "rollout.backend=hf."
         ) from None
     if r.vllm_mode == "separate":
+        from prorl_train.distributed import world_size
+
+        if world_size() > 1:  # every rank's engine would claim the same first GPUs
+            raise UserError(
+                "rollout.vllm_mode=separate runs in a single process; with several processes "
+                "use rollout.vllm_mode=colocate (one engine per GPU)."
+            )
         check_separate_placement(r.vllm_tensor_parallel_size, _device_of(policy))
     from prorl_train.vllm_rollout import VLLMRolloutEngine
 
