@@ -58,25 +58,13 @@ def hf_greedy(model, ids_list: list[list[int]], budget: int) -> list[list[int]]:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, embedded_model_path):
-    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
+
+    from tests.conftest import tiny_llama_config
 
     out = tmp_path_factory.mktemp("tiny-llama-vllm")
     tok = AutoTokenizer.from_pretrained(embedded_model_path)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        max_position_embeddings=1024,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-        initializer_range=0.2,
-    )
+    config = tiny_llama_config(tok, initializer_range=0.2)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
     first, second, _ = hf_greedy(model, prompts(), BUDGET)
