@@ -39,6 +39,7 @@ fp32 master weights); no FSDP/sequence packing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import time
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def load_models(
     revision = None if checkpoint else ref.revision
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
     policy = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32)
-    policy.to(device)
+    own_aligned_memory(policy.to(device))
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     reference, is_base = None, state.get("reference", "base") == "base"
@@ -145,12 +146,26 @@ def load_models(
             revision=ref.revision if is_base else None,
             dtype=pick_dtype(cfg.model.dtype, device),
         )
-        reference.to(device).eval().requires_grad_(False)
+        own_aligned_memory(reference.to(device)).eval().requires_grad_(False)
     stepper = make_stepper(cfg, policy, device)
     reference = wrap_reference(cfg, reference, device)
     return Models(
         policy, tokenizer, reference, stepper.optimizer, stepper, ref.path, source, is_base
     )
+
+
+def own_aligned_memory(model: Any) -> Any:
+    """Move every CPU weight still backed by the memory-mapped checkpoint file into fresh memory.
+
+    Safetensors stores tensors at 8-byte offsets that depend on the file's header, and MKL's
+    float32 GEMM takes alignment-dependent paths on some CPUs; a run resumed from a checkpoint
+    (another file, other offsets) could then round differently from the uninterrupted run.
+    PyTorch's allocator aligns every tensor to 64 bytes, so weights copied into it multiply the
+    same way in every process. GPU weights are already copies (`.to(device)`)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+            tensor.data = tensor.data.clone()
+    return model
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -131,14 +131,37 @@ def test_it_learns_the_task(tmp_path, peaked_model_dir):
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory, peaked_model_dir):
-    """The uninterrupted reference run (in-process), and its settings."""
-    from prorl_train.trainer import train
-
+    """The uninterrupted reference run and its settings. It runs through the CLI in a fresh
+    process like the interrupted runs it is compared with: the test process has run other
+    engines and may hold state that changes float rounding."""
     folder = tmp_path_factory.mktemp("straight")
     data = settings(peaked_model_dir)
-    _, cfg = make_config(folder, data, folder / "run")
-    train(cfg)
+    config, _ = make_config(folder, data, folder / "run")
+    done = cli(config, folder / "run")
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
     return data, read_rows(folder / "run"), folder / "run"
+
+
+def test_weights_live_in_aligned_memory_whether_loaded_from_the_base_or_a_checkpoint(
+    tmp_path, straight_run
+):
+    """Safetensors maps tensors at header-dependent offsets; MKL's float32 GEMM rounds
+    differently by alignment on some CPUs, so a resumed run could drift from the straight one
+    in the last bits unless every weight is copied into PyTorch's 64-byte-aligned memory."""
+    from prorl_train.checkpoint import read_state
+    from prorl_train.trainer import load_models
+
+    data, _, run = straight_run
+    _, cfg = make_config(tmp_path, data, tmp_path / "aligned")
+    checkpoint = run / "checkpoint-4"
+    for source, state in ((None, {}), (checkpoint, read_state(checkpoint))):
+        models = load_models(cfg, source, state)
+        for model in (models.policy, models.reference):
+            offsets = {p.data_ptr() % 64 for p in model.parameters()}
+            assert offsets == {0}, (source, offsets)
+        policy = models.policy
+        assert policy.get_output_embeddings().weight is policy.get_input_embeddings().weight
 
 
 def test_the_reference_run_exercises_validation_resets_and_checkpoints(straight_run):
