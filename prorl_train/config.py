@@ -115,7 +115,9 @@ class RolloutConfig:
     dynamic_sampling: bool = _f(True, "Drop groups whose accuracy is 0 or 1 and refill (DAPO).")
     filter_criterion: str = _f("accuracy", "Dynamic-sampling test: accuracy or reward_std.")
     max_extra_rounds: int = _f(3, "Extra generation rounds allowed to refill a filtered batch.")
-    score_workers: int = _f(0, "Scoring processes (0: score in the trainer process).")
+    score_workers: int = _f(
+        0, "Scoring processes per trainer process (0: score in the trainer process itself)."
+    )
     backend: str = _f(
         "hf",
         "Rollout backend: hf (generate on the live policy) or vllm (a vLLM engine that gets the "

@@ -16,6 +16,11 @@ Sharded rollouts (`ShardedEngine`): each `sample` call's prompts are cut into fi
 rank r generates chunks r, r + W, r + 2W, ... and the chunks are gathered back in order. The
 single-process run uses the same chunks, so 1 and W processes produce the same rollouts.
 
+Sharded scoring (`ShardedScorer`): rank r scores jobs r, r + W, r + 2W, ... and the scores are
+gathered back in order, so every rank holds the same rewards while each verifier (a sandboxed
+program run, say) runs once per job rather than once per rank on the node's shared CPUs; a
+verdict that depends on timing (a test near its time limit) cannot differ between ranks either.
+
 Example:
     >>> device = init_distributed("auto")  # doctest: +SKIP
     >>> gathered = all_gather_object({"rank": rank()})  # doctest: +SKIP
@@ -218,3 +223,23 @@ class ShardedEngine:
         if name == "engine":
             raise AttributeError(name)
         return getattr(self.engine, name)
+
+
+class ShardedScorer:
+    """A scorer whose `score` calls are split over the ranks (see the module docstring); the
+    single-process run scores everything itself."""
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+
+    def score(self, jobs: list[Any]) -> list[Any]:
+        world, me = world_size(), rank()
+        if world == 1:
+            return self.scorer.score(jobs)
+        merged: list[Any] = [None] * len(jobs)
+        for r, part in enumerate(all_gather_object(self.scorer.score(jobs[me::world]))):
+            merged[r::world] = part
+        return merged
+
+    def close(self) -> None:
+        self.scorer.close()

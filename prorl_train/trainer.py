@@ -242,10 +242,12 @@ class Trainer:
             ),
             chunk_prompts=cfg.rollout.generate_batch_size // cfg.rollout.n,
         )
-        self.scorer = Scorer(
-            {name: options for name in self.mix.names},
-            workers=cfg.rollout.score_workers,
-            tasks=self.mix.tasks,
+        self.scorer = dist.ShardedScorer(
+            Scorer(
+                {name: options for name in self.mix.names},
+                workers=cfg.rollout.score_workers,
+                tasks=self.mix.tasks,
+            )
         )
         self.resets = ResetManager(cfg.resets, self.run_dir)
         self.step = 0

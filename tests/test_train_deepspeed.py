@@ -23,7 +23,7 @@ import torch
 pytest.importorskip("deepspeed")
 
 # the tiny-model run of the loop tests: its model fixture and settings
-from test_train_loop import make_config, peaked_model_dir, settings  # noqa: F401
+from test_train_loop import CAPS, make_config, peaked_model_dir, settings  # noqa: F401
 
 HERE = Path(__file__).resolve()
 STEPS = 3
@@ -121,6 +121,30 @@ def sample_prompts(model_dir: str) -> list[list[list[int]]]:
     return [[s.token_ids for s in group] for group in groups]
 
 
+def score_replies() -> tuple[list[float], int]:
+    """11 replies to the regex task (reward 1 when a reply starts with A-C) through a
+    ShardedScorer; (the scores, how many jobs this process's own scorer was given)."""
+    from prorl_eval.scoring import ScoreJob, Scorer
+    from prorl_eval.tasks.registry import TaskOptions
+    from prorl_train.distributed import ShardedScorer
+
+    inner = Scorer({CAPS: TaskOptions()})
+    given: list[int] = []
+    score_here = inner.score
+
+    def counting(jobs: list[ScoreJob]) -> list[Any]:
+        given.append(len(jobs))
+        return score_here(jobs)
+
+    inner.score = counting
+    replies = ["Apple", "dog", "Cat", "zebra", " B!", "", "Delta", "A", "c", "Baker", "no"]
+    jobs = [ScoreJob(CAPS, f"p{k % 8}", reply) for k, reply in enumerate(replies)]
+    scorer = ShardedScorer(inner)
+    scores = [score.value for score in scorer.score(jobs)]
+    scorer.close()
+    return scores, sum(given)
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
@@ -190,6 +214,7 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
     dist.init_distributed("cpu")
     out = Path(out_dir)
     samples = sample_prompts(model_dir)
+    scores, scored_here = score_replies()
     cfg = update_config(model_dir, out_dir, stage)
     if stage == 3:  # partition even this tiny model's small tensors
         import prorl_train.deepspeed_engine as dse
@@ -217,6 +242,8 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
     seen = dist.all_gather_object(
         {
             "samples": samples,
+            "scores": scores,
+            "scored_here": scored_here,
             "stats": stats,
             "state": [state_before, state_after, len(inner.state)],
             "eq": equal,
@@ -255,7 +282,7 @@ def single(model_dir: str, out_dir: str) -> None:
     torch.save({k: v.detach().clone() for k, v in policy.state_dict().items()}, out / "params.pt")
     after = update_after_resets(stepper, policy, reference, cfg)
     samples = sample_prompts(model_dir)
-    (out / "single.json").write_text(json.dumps([stats, samples, after]))
+    (out / "single.json").write_text(json.dumps([stats, samples, after, score_replies()]))
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +294,8 @@ def one_rank(tiny_model_dir, tmp_path_factory):
     command = [sys.executable, str(HERE), "single", str(tiny_model_dir), str(out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    stats, samples, after = json.loads((out / "single.json").read_text())
-    return stats, torch.load(out / "params.pt"), samples, after
+    stats, samples, after, scored = json.loads((out / "single.json").read_text())
+    return stats, torch.load(out / "params.pt"), samples, after, scored
 
 
 def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
@@ -277,11 +304,20 @@ def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
     assert len(one_rank[2]) == 5 and all(len(group) == 3 for group in one_rank[2])
 
 
+def test_sharded_scoring_splits_the_jobs_and_every_rank_gets_all_scores(two_ranks, one_rank):
+    _, seen, _ = two_ranks
+    alone_scores, alone_scored = one_rank[4]
+    assert alone_scores == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    assert alone_scored == 11
+    assert seen[0]["scores"] == seen[1]["scores"] == alone_scores
+    assert [seen[0]["scored_here"], seen[1]["scored_here"]] == [6, 5]
+
+
 def test_zero_updates_match_the_one_process_update(two_ranks, one_rank, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     stage, seen, params = two_ranks
-    single_stats, single_params, _, _ = one_rank
+    single_stats, single_params, *_ = one_rank
     assert seen[0]["stats"] == seen[1]["stats"]  # every rank reports the same step
     for step, (mine, theirs) in enumerate(zip(seen[0]["stats"], single_stats, strict=True)):
         assert mine.keys() == theirs.keys()
