@@ -24,6 +24,8 @@ moves the partitioned bf16 weights too.
 
 The frozen reference is a plain module under stages 0-2 (bf16 on GPU) and, under stage 3, its own
 `deepspeed.initialize` without an optimizer, so its weights are partitioned like the policy's.
+Under stage 3 both are built partitioned from the start (`partitioned_loading`): no rank ever
+materialises a whole model, so host memory at start-up does not grow with the number of ranks.
 
 Example:
     >>> stepper = make_stepper(cfg, policy, device="cpu")  # doctest: +SKIP
@@ -237,6 +239,33 @@ def wrap_reference(cfg: Any, reference: Any, device: str) -> Any:
     engine, *_ = deepspeed.initialize(model=reference, config=ds_config(cfg, device, train=False))
     engine.eval()
     return engine
+
+
+@contextlib.contextmanager
+def partitioned_loading(cfg: Any, device: str, *, train: bool = True) -> Iterator[None]:
+    """Inside the block, under ZeRO-3, `from_pretrained` builds the model already partitioned.
+
+    Transformers creates the model under `deepspeed.zero.Init` while an `HfDeepSpeedConfig` is
+    alive, then copies the checkpoint in layer by layer (rank 0 writes, the others receive their
+    shard). Without it every rank would first hold the whole float32 model (28 GB for 7B
+    parameters, times 8 ranks on a node). The config is dropped on exit, so later
+    `from_pretrained` calls (validation, evaluation) load whole models again. A no-op below
+    stage 3."""
+    if cfg.deepspeed.zero_stage != 3:
+        yield
+        return
+    import deepspeed
+    import torch.distributed
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    if torch.distributed.is_initialized():  # DeepSpeed's view of the group sizes the batch check
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend(), verbose=False)
+    alive = HfDeepSpeedConfig(ds_config(cfg, device, train=train))  # held by a weak reference
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
+        del alive
 
 
 def is_partitioned(model: Any) -> bool:

@@ -125,7 +125,7 @@ def load_models(
 
     from prorl_eval.checkpoints import resolve_model
     from prorl_eval.inference.hf import pick_device, pick_dtype
-    from prorl_train.deepspeed_engine import make_stepper, wrap_reference
+    from prorl_train.deepspeed_engine import make_stepper, partitioned_loading, wrap_reference
 
     ref = resolve_model(cfg.model.name)
     device = device if device and dist.world_size() > 1 else pick_device(cfg.model.device)
@@ -134,24 +134,38 @@ def load_models(
     source = str(checkpoint / "policy") if checkpoint else ref.path
     revision = None if checkpoint else ref.revision
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-    policy = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32)
-    own_aligned_memory(policy.to(device))
+    with partitioned_loading(cfg, device):
+        policy = AutoModelForCausalLM.from_pretrained(
+            source, revision=revision, dtype=torch.float32
+        )
+    place(policy, device)
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     reference, is_base = None, state.get("reference", "base") == "base"
     if cfg.loss.kl_beta > 0:  # frozen: kept in the compute dtype (bfloat16 on GPU)
         ref_source = ref.path if is_base else str(checkpoint / "reference")
-        reference = AutoModelForCausalLM.from_pretrained(
-            ref_source,
-            revision=ref.revision if is_base else None,
-            dtype=pick_dtype(cfg.model.dtype, device),
-        )
-        own_aligned_memory(reference.to(device)).eval().requires_grad_(False)
+        with partitioned_loading(cfg, device, train=False):
+            reference = AutoModelForCausalLM.from_pretrained(
+                ref_source,
+                revision=ref.revision if is_base else None,
+                dtype=pick_dtype(cfg.model.dtype, device),
+            )
+        place(reference, device).eval().requires_grad_(False)
     stepper = make_stepper(cfg, policy, device)
     reference = wrap_reference(cfg, reference, device)
     return Models(
         policy, tokenizer, reference, stepper.optimizer, stepper, ref.path, source, is_base
     )
+
+
+def place(model: Any, device: str) -> Any:
+    """`model` on `device` in freshly allocated memory; a ZeRO-3 model built partitioned is
+    left where DeepSpeed put its shards."""
+    from prorl_train.deepspeed_engine import is_partitioned
+
+    if is_partitioned(model):
+        return model
+    return own_aligned_memory(model.to(device))
 
 
 def own_aligned_memory(model: Any) -> Any:

@@ -227,6 +227,7 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
             return config
 
         dse.ds_config = forced
+    loading = check_partitioned_loading(cfg, model_dir) if stage == 3 else {}
     stepper, policy, reference, stats = run_updates(cfg, model_dir)
     with gathered(policy):
         params = {k: v.detach().clone() for k, v in policy.state_dict().items()}
@@ -247,6 +248,7 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
             "stats": stats,
             "state": [state_before, state_after, len(inner.state)],
             "eq": equal,
+            "loading": loading,
             "after_resets": after,
         }
     )
@@ -254,6 +256,32 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
         torch.save(params, out / "params.pt")
         (out / "seen.json").write_text(json.dumps(seen))
     dist.barrier()
+
+
+def check_partitioned_loading(cfg: Any, model_dir: str) -> dict[str, Any]:
+    """Load the model as the ZeRO-3 trainer does; what this rank holds, and whether the gathered
+    weights are the file's."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from prorl_train.deepspeed_engine import gathered, is_partitioned, partitioned_loading
+
+    with partitioned_loading(cfg, "cpu"):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    held = sum(p.ds_tensor.numel() for p in model.parameters())
+    whole = sum(p.ds_numel for p in model.parameters())
+    stored = load_file(Path(model_dir) / "model.safetensors")
+    with gathered(model):
+        weights = model.state_dict()
+        same = all(torch.equal(weights[k], v) for k, v in stored.items())
+    return {
+        "partitioned": is_partitioned(model),
+        "held": held,
+        "whole": whole,
+        "same_as_file": same,
+        "zero3_after": is_deepspeed_zero3_enabled(),
+    }
 
 
 def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -311,6 +339,18 @@ def test_sharded_scoring_splits_the_jobs_and_every_rank_gets_all_scores(two_rank
     assert alone_scored == 11
     assert seen[0]["scores"] == seen[1]["scores"] == alone_scores
     assert [seen[0]["scored_here"], seen[1]["scored_here"]] == [6, 5]
+
+
+def test_zero3_builds_the_model_partitioned_with_the_files_weights(two_ranks):
+    stage, seen, _ = two_ranks
+    if stage != 3:
+        pytest.skip("ZeRO-3 only")
+    for rank in seen:
+        loading = rank["loading"]
+        assert loading["partitioned"] and loading["same_as_file"]
+        assert loading["held"] <= loading["whole"] // 2 + 64  # its shard, not the whole model
+        assert not loading["zero3_after"]  # later from_pretrained calls load whole models
+    assert seen[0]["loading"]["whole"] == seen[1]["loading"]["whole"] > 100_000
 
 
 def test_zero_updates_match_the_one_process_update(two_ranks, one_rank, tiny_model_dir):
