@@ -90,28 +90,12 @@ class HFRolloutEngine:
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _generate(self, rows: list[list[int]], sampling: SamplingConfig, seed: int) -> list[Sample]:
-        import torch
+        from prorl_eval.inference.hf import generate_left_padded
 
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # (B, T)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-        for b, ids in enumerate(rows):
-            input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[b, width - len(ids) :] = 1
-        torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.model.device),
-                attention_mask=attention.to(self.model.device),
-                max_new_tokens=sampling.max_new_tokens,
-                do_sample=True,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=0,
-                pad_token_id=self.pad_id,
-                eos_token_id=sorted(self.eos_ids),
-            )
-        return [self._cut(tokens) for tokens in out[:, width:].tolist()]
+        new_tokens = generate_left_padded(
+            self.model, rows, sampling, seed, self.pad_id, self.eos_ids
+        )
+        return [self._cut(tokens) for tokens in new_tokens]
 
     def _cut(self, tokens: list[int]) -> Sample:
         for end, token in enumerate(tokens):

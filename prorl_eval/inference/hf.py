@@ -104,28 +104,9 @@ class HFGenerator:
     def _generate_rows(
         self, rows: list[list[int]], sampling: SamplingConfig, seed: int
     ) -> list[Completion]:
-        import torch
-
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # (B, T)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-        for b, ids in enumerate(rows):
-            input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[b, width - len(ids) :] = 1
-        kwargs: dict[str, Any] = {"do_sample": sampling.temperature > 0}
-        if sampling.temperature > 0:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.model.device),
-                attention_mask=attention.to(self.model.device),
-                max_new_tokens=sampling.max_new_tokens,
-                pad_token_id=self.pad_id,
-                eos_token_id=sorted(self.eos_ids),
-                **kwargs,
-            )
-        new_tokens = out[:, width:].tolist()  # (B, new)
+        new_tokens = generate_left_padded(
+            self.model, rows, sampling, seed, self.pad_id, self.eos_ids
+        )
         pairs = zip(new_tokens, rows, strict=True)
         return [self._completion(tokens, len(ids)) for tokens, ids in pairs]
 
@@ -139,3 +120,39 @@ class HFGenerator:
 
     def close(self) -> None:
         self.model = None
+
+
+def generate_left_padded(
+    model: Any,
+    rows: list[list[int]],
+    sampling: SamplingConfig,
+    seed: int,
+    pad_id: int,
+    eos_ids: set[int],
+) -> list[list[int]]:
+    """`model.generate` on one batch of prompts (token ids), left-padded so every row's new
+    tokens start at the same position; sampled under `torch.manual_seed(seed)` (greedy at
+    temperature 0, plain temperature / top-p otherwise: no top-k). Each row's new tokens, up to
+    the batch's longest (an EOS and the padding after it included)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    for b, ids in enumerate(rows):
+        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[b, width - len(ids) :] = 1
+    kwargs: dict[str, Any] = {"do_sample": sampling.temperature > 0}
+    if sampling.temperature > 0:
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention.to(model.device),
+            max_new_tokens=sampling.max_new_tokens,
+            pad_token_id=pad_id,
+            eos_token_id=sorted(eos_ids),
+            **kwargs,
+        )
+    return out[:, width:].tolist()  # (B, new)
