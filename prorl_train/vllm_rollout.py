@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prorl_eval.inference.base import SamplingConfig
@@ -206,7 +206,8 @@ class VLLMRolloutEngine:
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
-        self.llm.reset_prefix_cache()
+        with _dropped(PREFIX_CACHE_LOGGER, _is_prefix_cache_reset_line):
+            self.llm.reset_prefix_cache()
         self.syncs += 1
 
     def _weights(self, model: Any) -> Iterator[tuple[str, Any]]:
@@ -228,33 +229,52 @@ class VLLMRolloutEngine:
         self.llm = None
 
 
-class _ExpectedReloadWarnings(logging.Filter):
-    """Drops vLLM's "<layer>: Failed to load weights" for layers that have nothing to load from
-    a policy: the rotary embedding (a computed cache) and a tied LM head (it is the embedding).
-    A miss anywhere else still shows."""
+RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+PREFIX_CACHE_LOGGER = "vllm.v1.core.block_pool"
 
-    def __init__(self, layers: tuple[str, ...]) -> None:
+
+class _Drop(logging.Filter):
+    """Drops the records for which `unwanted(record)` is true."""
+
+    def __init__(self, unwanted: Callable[[logging.LogRecord], bool]) -> None:
         super().__init__()
-        self.layers = layers
+        self.unwanted = unwanted
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        expected = "Failed to load weights" in str(record.msg) and args[:1] in [
-            (name,) for name in self.layers
-        ]
-        return not expected
+        return not self.unwanted(record)
 
 
 @contextlib.contextmanager
-def _quiet_expected_reload_warnings(tied_head: bool) -> Iterator[None]:
-    logger = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
-    layers = ("RotaryEmbedding", "ParallelLMHead") if tied_head else ("RotaryEmbedding",)
-    quiet = _ExpectedReloadWarnings(layers)
-    logger.addFilter(quiet)
+def _dropped(logger_name: str, unwanted: Callable[[logging.LogRecord], bool]) -> Iterator[None]:
+    """Inside the block, logger `logger_name` drops the records `unwanted` picks."""
+    logger = logging.getLogger(logger_name)
+    drop = _Drop(unwanted)
+    logger.addFilter(drop)
     try:
         yield
     finally:
-        logger.removeFilter(quiet)
+        logger.removeFilter(drop)
+
+
+def _is_prefix_cache_reset_line(record: logging.LogRecord) -> bool:
+    """vLLM's INFO line for every prefix-cache reset: once per sync, it would crowd the
+    trainer's one status line per step."""
+    return record.levelno <= logging.INFO and "reset prefix cache" in str(record.msg)
+
+
+def _quiet_expected_reload_warnings(tied_head: bool) -> contextlib.AbstractContextManager:
+    """Drops vLLM's "<layer>: Failed to load weights" for layers that have nothing to load from
+    a policy: the rotary embedding (a computed cache) and a tied LM head (it is the embedding).
+    A miss anywhere else still shows."""
+    layers = ("RotaryEmbedding", "ParallelLMHead") if tied_head else ("RotaryEmbedding",)
+
+    def expected(record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return "Failed to load weights" in str(record.msg) and args[:1] in [
+            (name,) for name in layers
+        ]
+
+    return _dropped(RELOAD_LOGGER, expected)
 
 
 def _sleep_mode_available() -> bool:

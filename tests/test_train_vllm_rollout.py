@@ -245,6 +245,31 @@ def test_before_update_and_sync_leave_the_outputs_alone(engine, policy, initial_
     assert engine_greedy(engine, prompts(), 5) == expected
 
 
+@heavy
+def test_a_sync_logs_no_prefix_cache_line_but_vllm_still_can(engine, policy, initial_state):
+    """vLLM logs an INFO line per prefix-cache reset; the sync keeps it out of the trainer's
+    output, and only there."""
+    import logging
+
+    from prorl_train.vllm_rollout import PREFIX_CACHE_LOGGER
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger, handler = logging.getLogger(PREFIX_CACHE_LOGGER), Collect()
+    logger.addHandler(handler)
+    try:
+        restore(policy, engine, initial_state)
+        assert not any("prefix cache" in line for line in seen), seen
+        engine.llm.reset_prefix_cache()
+    finally:
+        logger.removeHandler(handler)
+    assert any("reset prefix cache" in line for line in seen), seen
+
+
 # ------------------------------------------------------------------------- end to end
 
 DRIVER = """
