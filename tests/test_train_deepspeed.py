@@ -449,7 +449,8 @@ def test_two_process_zero3_run_generates_validates_resets_and_saves_whole_weight
 ):
     """ZeRO-3 (the embedding matrix partitioned): rollouts and rank-0 validation on gathered
     weights, a reset at step 2, and a checkpoint holding whole policy and reference weights;
-    the two steps match the one-process run."""
+    the two steps match the one-process run, and the run resumes from that checkpoint (both
+    models rebuilt partitioned from its folders, the optimizer partitions restored)."""
     import yaml
     from safetensors.torch import load_file
 
@@ -464,7 +465,8 @@ def test_two_process_zero3_run_generates_validates_resets_and_saves_whole_weight
     data["resets"] = {"every": 2}
     config.write_text(yaml.safe_dump({**data, "deepspeed": {"zero_stage": 3}}))
     out = tmp_path / "three"
-    torchrun("-m", "prorl_train", "--config", str(config), "--out", str(out))
+    launch = ["-m", "prorl_train", "--config", str(config), "--out", str(out)]
+    torchrun(*launch)
     rows = read_metrics(out / "metrics.jsonl")
     assert [row.get("reset/event", 0) for row in rows] == [0, 1]
     assert_same_rows(rows, single, skip=("reset/",))
@@ -474,6 +476,13 @@ def test_two_process_zero3_run_generates_validates_resets_and_saves_whole_weight
     assert {k: v.shape for k, v in policy.items()} == {k: v.shape for k, v in base.items()}
     assert all(torch.equal(v, reference[k]) for k, v in policy.items())
     assert any(not torch.equal(v, base[k]) for k, v in policy.items())
+    resumed = torchrun(*launch, "--resume", "--steps", "3")
+    assert "resumed from" in resumed.stderr
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    # step 3's KL is to the reference reset at step 2 (read back from the checkpoint), far
+    # below step 2's KL to the base model
+    assert rows[2]["actor/kl_ref"] < rows[1]["actor/kl_ref"] / 4
 
 
 def assert_same_rows(rows: list[dict], expected: list[dict], skip: tuple = ()) -> None:
