@@ -16,19 +16,22 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+# the shape of the small decoders these tests build from scratch
+TINY_SHAPE = {
+    "vocab_size": 300,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 32,
+}
+
+
 def tiny_llama(tied: bool, softcap: float | None = None):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        tie_word_embeddings=tied,
-    )
+    config = LlamaConfig(**TINY_SHAPE, tie_word_embeddings=tied)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).float()
     if softcap:
@@ -223,16 +226,7 @@ def test_sliding_window_models_fall_back_to_whole_rows():
 
     from prorl_train.logits import prompt_cache
 
-    config = MistralConfig(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        sliding_window=4,
-    )
+    config = MistralConfig(**TINY_SHAPE, sliding_window=4)
     torch.manual_seed(0)
     model = MistralForCausalLM(config).float().eval()
     assert prompt_cache(model) is None
