@@ -4,6 +4,7 @@ mini-batch splits, and that zero advantages leave the weights alone."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -37,8 +38,19 @@ def model(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
 
 
-def make_rollouts(groups: int = 3, n: int = 4, seed: int = 0) -> Rollouts:
-    """Random prompts/responses of varied lengths, rewards mixed within each group."""
+def alternating_reward(group: int, j: int) -> float:
+    return float((j + group) % 2)
+
+
+def make_rollouts(
+    groups: int = 3,
+    n: int = 4,
+    seed: int = 0,
+    reward: Callable[[int, int], float] = alternating_reward,
+    masked: tuple[tuple[int, int], ...] = (),
+) -> Rollouts:
+    """Random prompts/responses of varied lengths; response j of group g gets `reward(g, j)`
+    (by default mixed within each group) and is left out of the loss when (g, j) is `masked`."""
     g = torch.Generator().manual_seed(seed)
     r = Rollouts()
     for group in range(groups):
@@ -47,10 +59,10 @@ def make_rollouts(groups: int = 3, n: int = 4, seed: int = 0) -> Rollouts:
             length = int(torch.randint(1, 6, (1,), generator=g))
             r.prompt_ids.append(prompt.tolist())
             r.response_ids.append(torch.randint(5, 1000, (length,), generator=g).tolist())
-            r.rewards.append(float((j + group) % 2))
-            r.correct.append(bool((j + group) % 2))
+            r.rewards.append(reward(group, j))
+            r.correct.append(bool(r.rewards[-1]))
             r.truncated.append(False)
-            r.loss_mask.append(True)
+            r.loss_mask.append((group, j) not in masked)
             r.group_ids.append(100 + group)
             r.tasks.append("t")
             r.domains.append("d")
