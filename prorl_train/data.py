@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prorl_eval.errors import UserError
-from prorl_eval.runner import derive_seed
+from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.base import Problem, Task
 from prorl_eval.tasks.registry import TaskOptions, build_task, expand_names
 

@@ -33,7 +33,7 @@ import os
 from typing import Any
 
 from prorl_eval.errors import UserError
-from prorl_eval.runner import derive_seed
+from prorl_eval.seeds import derive_seed
 
 
 def _env_int(name: str, default: int) -> int:

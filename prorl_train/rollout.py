@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prorl_eval.inference.base import SamplingConfig, render_prompt
-from prorl_eval.runner import derive_seed
 from prorl_eval.scoring import ScoreJob, Scorer
+from prorl_eval.seeds import derive_seed
 from prorl_train.data import DataMix, PromptItem
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from prorl_eval.runner import derive_seed
+from prorl_eval.seeds import derive_seed
 from prorl_train import distributed as dist
 from prorl_train.rollout import Rollouts
 

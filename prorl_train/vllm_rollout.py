@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prorl_eval.inference.base import SamplingConfig
-from prorl_eval.runner import derive_seed
+from prorl_eval.seeds import derive_seed
 from prorl_train.rollout import Sample
 
 

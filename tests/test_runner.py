@@ -10,8 +10,9 @@ import pytest
 from prorl_eval.errors import UserError
 from prorl_eval.inference.base import SamplingConfig
 from prorl_eval.passk import pass_at_k
-from prorl_eval.runner import EvalConfig, derive_seed, run_pass_at_k
+from prorl_eval.runner import EvalConfig, run_pass_at_k
 from prorl_eval.schema import read_samples
+from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.registry import TaskOptions, resolve_tasks
 from tests.conftest import ScriptedGenerator
 
