@@ -70,3 +70,38 @@ def test_registry_resolves_names_and_suites():
     tasks = resolve_tasks("gym:leg_counting", TaskOptions(limit=2, seed=5))
     assert tasks[0].name == "gym:leg_counting" and len(tasks[0].load()) == 2
     assert "seed=5" in tasks[0].version
+
+
+def test_dataset_settings_reach_the_generator_under_one_canonical_name():
+    from prorl_eval.tasks.registry import build_task
+
+    task = build_task(
+        "gym:basic_arithmetic?max_terms=2&min_terms=2&operators=[+]&allow_negation=false",
+        TaskOptions(limit=5),
+    )
+    assert task.name == (
+        'gym:basic_arithmetic?allow_negation=false&max_terms=2&min_terms=2&operators=["+"]'
+    )
+    assert build_task(task.name, TaskOptions(limit=5)).name == task.name  # the name round-trips
+    for problem in task.load():
+        expression = problem.metadata["entry"]["metadata"]["expression"]
+        assert expression.count("+") == 1 and "*" not in expression and "/" not in expression
+        assert task.score(f"<answer>{problem.answer}</answer>", problem).value == 1.0
+    plain = build_task("gym:basic_arithmetic", TaskOptions(limit=5)).load()
+    assert [p.question for p in plain] != [p.question for p in task.load()]
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("gym:basic_arithmetic?max_term=2", "has no setting 'max_term'; its settings are"),
+        ("gym:basic_arithmetic?seed=3", "has no setting 'seed'"),
+        ("gym:basic_arithmetic?max_terms", "field=value pairs"),
+        ("gym:basic_arithmetic?min_terms=5&max_terms=2", "rejects the settings"),
+    ],
+)
+def test_bad_dataset_settings_are_user_errors(name, fragment):
+    from prorl_eval.tasks.registry import build_task
+
+    with pytest.raises(UserError, match=fragment):
+        build_task(name, TaskOptions(limit=2)).load()

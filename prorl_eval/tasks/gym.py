@@ -3,7 +3,15 @@
 `gym:<dataset>` builds `limit` problems of a Reasoning Gym dataset with a fixed data seed (so base
 and RL runs see the same puzzles), asks for the answer inside `<answer></answer>` tags, and scores
 with the dataset's own `score_answer` (a value in [0, 1]; partial credit where the dataset
-gives it).
+gives it). `gym:<dataset>?<field>=<value>&...` sets fields of the dataset's own config
+(difficulty: `gym:basic_arithmetic?max_terms=2&max_digits=1`); values are read as YAML scalars or
+lists, and the task's name lists them sorted, so one config has one name.
+
+Problems are the same in every process: they are generated with Python's string-hash seed pinned
+(`prorl_eval.determinism`; several reasoning-gym datasets iterate sets of strings while drawing)
+and with the global `random` and numpy RNGs seeded per item (list_functions draws from the
+unseeded global `random`). Without both, six datasets build different puzzles for the same
+(seed, index) in each process, and list_functions even within one.
 
 Five datasets (graph_color, propositional_logic, rubiks_cube, boxnet, rush_hour) have no single
 answer: their scorer checks a response for validity, so their own `answer` (None) scores 0. For the
@@ -20,13 +28,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from prorl_eval.determinism import call_with_fixed_hash_seed
 from prorl_eval.errors import UserError
+from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
 
 DEFAULT_GYM_LIMIT = 50
@@ -80,13 +92,20 @@ def reference_answer(dataset: str, entry: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+GymParams = tuple[tuple[str, Any], ...]
+# Config fields a task may not set: the data seed and the size come from --data-seed / --limit.
+_RESERVED_FIELDS = ("seed", "size")
+
+
 @dataclass(frozen=True)
 class GymConfig:
-    """Which Reasoning Gym dataset, how many problems, and the seed that generates them."""
+    """Which Reasoning Gym dataset, how many problems, the seed that generates them, and settings
+    of the dataset's own config (`params`, sorted (field, value) pairs)."""
 
     dataset: str
     limit: int = DEFAULT_GYM_LIMIT
     seed: int = 0
+    params: GymParams = ()
 
     def validate(self) -> None:
         names = gym_dataset_names()
@@ -101,6 +120,144 @@ class GymConfig:
             )
         if self.limit <= 0:
             raise UserError(f"gym:{self.dataset} would have no problems: --limit must be > 0.")
+        allowed = config_fields(self.dataset)
+        unknown = [key for key, _ in self.params if key not in allowed]
+        if unknown:
+            raise UserError(
+                f"gym:{self.dataset} has no setting '{unknown[0]}'; its settings are "
+                f"{', '.join(allowed)} (seed and size come from --data-seed and --limit)."
+            )
+
+    @property
+    def task_name(self) -> str:
+        """`gym:<dataset>`, then `?field=value&...` in sorted order when settings are given."""
+        if not self.params:
+            return f"gym:{self.dataset}"
+        query = "&".join(f"{key}={_format_value(value)}" for key, value in self.params)
+        return f"gym:{self.dataset}?{query}"
+
+
+def config_fields(dataset: str) -> list[str]:
+    """The settings of a dataset's own config class that a task may set."""
+    import dataclasses
+
+    from reasoning_gym.factory import DATASETS
+
+    config_class = DATASETS[dataset][1]
+    return [f.name for f in dataclasses.fields(config_class) if f.name not in _RESERVED_FIELDS]
+
+
+def parse_gym_argument(argument: str) -> tuple[str, GymParams]:
+    """`basic_arithmetic?max_terms=2&operators=[+, -]` → (dataset, sorted settings).
+
+    Values are YAML (`2`, `true`, `[+, -]`, `simple`); a list becomes a tuple. `&` separates
+    settings and `=` ends a key, so neither may appear inside a value.
+    """
+    import yaml
+
+    dataset, sep, query = argument.partition("?")
+    params: dict[str, Any] = {}
+    for part in query.split("&") if sep else ():
+        key, eq, raw = part.partition("=")
+        key = key.strip()
+        if not key or not eq:
+            raise UserError(
+                f"gym:{argument}: settings are field=value pairs joined by '&', e.g. "
+                "gym:basic_arithmetic?max_terms=2&max_digits=1."
+            )
+        if key in params:
+            raise UserError(f"gym:{argument}: setting '{key}' is given twice.")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        params[key] = tuple(value) if isinstance(value, list) else value
+    return dataset.strip(), tuple(sorted(params.items()))
+
+
+def _format_value(value: Any) -> str:
+    """A setting's value as the canonical name writes it (read back by `parse_gym_argument`)."""
+    import yaml
+
+    if isinstance(value, str):
+        try:
+            plain = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            plain = False
+        if plain and "&" not in value:
+            return value
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _create_dataset(dataset: str, size: int, seed: int, params: GymParams) -> Any:
+    import reasoning_gym
+
+    try:
+        return reasoning_gym.create_dataset(dataset, size=size, seed=seed, **dict(params))
+    except (AssertionError, TypeError, ValueError) as exc:
+        settings = ", ".join(f"{k}={v!r}" for k, v in params) or "its defaults"
+        raise UserError(
+            f"gym:{dataset} rejects the settings {settings}: {exc or type(exc).__name__}."
+        ) from None
+
+
+def generate_entries(dataset: str, size: int, seed: int, params: GymParams) -> list[dict]:
+    """Items 0..size-1 of a dataset, built in this process (see `load_entries`).
+
+    Some reasoning-gym generators draw from the unseeded global `random` module (list_functions'
+    odd-number helper) or seed numpy's global RNG themselves (pool_matrix), so both are seeded
+    per item (item i stays a function of (seed, i)); the caller's streams are restored after.
+    """
+    with _global_rngs_restored():
+        built = _create_dataset(dataset, size, seed, params)
+        entries = []
+        for index in range(size):
+            _seed_global_rngs(derive_seed(seed, "reasoning-gym global rng", index))
+            entries.append(built[index])
+    return entries
+
+
+def _seed_global_rngs(value: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(value)
+    np.random.seed(value)
+
+
+@contextlib.contextmanager
+def _global_rngs_restored() -> Iterator[None]:
+    """Put Python's and numpy's global RNG states back as they were (the trainer checkpoints
+    them; building or scoring a puzzle must not move them)."""
+    import random
+
+    import numpy as np
+
+    saved = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+
+
+# (dataset, seed, params) -> the longest list of entries generated so far in this process.
+# Item i depends only on (seed, params, i), so a shorter request is a prefix of a longer one.
+_ENTRIES: dict[tuple[str, int, GymParams], list[dict]] = {}
+
+
+def load_entries(dataset: str, size: int, seed: int, params: GymParams = ()) -> list[dict]:
+    """Items 0..size-1 of a dataset, identical in every process: generated with the string-hash
+    seed pinned (in a helper process when this one runs with another), cached per process."""
+    key = (dataset, seed, params)
+    cached = _ENTRIES.get(key)
+    if cached is None or len(cached) < size:
+        cached = call_with_fixed_hash_seed(generate_entries, dataset, size, seed, params)
+        _ENTRIES[key] = cached
+    return cached[:size]
 
 
 def _extract(response: str) -> tuple[str, str]:
@@ -132,14 +289,14 @@ def _last_boxed(text: str) -> str | None:
 
 
 class GymTask(Task):
-    """One Reasoning Gym dataset as a registry task."""
+    """One Reasoning Gym dataset (with optional config settings) as a registry task."""
 
     domain = "logic"
 
     def __init__(self, config: GymConfig) -> None:
         config.validate()
         self.config = config
-        self.name = f"gym:{config.dataset}"
+        self.name = config.task_name
         version = metadata.version("reasoning-gym")
         # The size is not part of the version: item i depends only on (seed, i), so a run can grow.
         self.version = f"reasoning-gym=={version};seed={config.seed}"
@@ -148,27 +305,28 @@ class GymTask(Task):
 
     @property
     def dataset(self) -> Any:
-        if self._dataset is None:
-            import reasoning_gym
+        """The dataset object whose `score_answer` scores responses.
 
-            self._dataset = reasoning_gym.create_dataset(
-                self.config.dataset, size=self.config.limit, seed=self.config.seed
-            )
+        Its own items are never used: scoring reads the entry held by each problem, which
+        `load_entries` built identically in every process (checked for every dataset)."""
+        if self._dataset is None:
+            cfg = self.config
+            with _global_rngs_restored():
+                self._dataset = _create_dataset(cfg.dataset, cfg.limit, cfg.seed, cfg.params)
         return self._dataset
 
     def load(self) -> list[Problem]:
-        problems = []
-        for index in range(len(self.dataset)):
-            entry = self.dataset[index]
-            problems.append(
-                Problem(
-                    id=str(index),
-                    question=entry["question"],
-                    answer=reference_answer(self.config.dataset, entry),
-                    metadata={"entry": entry},
-                )
+        cfg = self.config
+        entries = load_entries(cfg.dataset, cfg.limit, cfg.seed, cfg.params)
+        return [
+            Problem(
+                id=str(index),
+                question=entry["question"],
+                answer=reference_answer(cfg.dataset, entry),
+                metadata={"entry": entry},
             )
-        return problems
+            for index, entry in enumerate(entries)
+        ]
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}\n\n{ANSWER_INSTRUCTION}"

@@ -77,10 +77,11 @@ class Family:
 
 
 def _gym(argument: str, options: TaskOptions) -> Task:
-    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask
+    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask, parse_gym_argument
 
+    dataset, params = parse_gym_argument(argument)
     limit = options.limit if options.limit is not None else DEFAULT_GYM_LIMIT
-    return GymTask(GymConfig(dataset=argument, limit=limit, seed=options.seed))
+    return GymTask(GymConfig(dataset=dataset, limit=limit, seed=options.seed, params=params))
 
 
 def _custom(argument: str, options: TaskOptions) -> Task:
@@ -97,7 +98,11 @@ def _stdio(argument: str, options: TaskOptions) -> Task:
 
 FAMILIES: dict[str, Family] = {
     "gym": Family(
-        "gym", "logic", "reasoning-gym score_answer", "gym:<dataset> (see the list)", _gym
+        "gym",
+        "logic",
+        "reasoning-gym score_answer",
+        "gym:<dataset>[?<config field>=<value>&...] (see the list)",
+        _gym,
     ),
     "code": Family(
         "code",
