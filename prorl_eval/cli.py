@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prorl_eval.errors import UserError
+from prorl_eval.errors import UserError, print_user_warnings
 from prorl_eval.models import DEFAULT_MODEL
 from prorl_eval.tasks.registry import DEFAULT_TASKS
 
@@ -35,6 +35,13 @@ app = typer.Typer(
 )
 out_console = Console()
 err_console = Console(stderr=True)
+AllowMismatchOption = Annotated[
+    bool,
+    typer.Option(
+        help="Go on (with a warning and counts) when rows with the same task and problem id "
+        "record different problem fingerprints; by default that is an error."
+    ),
+]
 
 
 @app.callback()
@@ -127,6 +134,13 @@ def pass_at_k_command(
         typer.Option(help="Recompute pass@k from this samples JSONL instead of generating."),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    allow_problem_mismatch: Annotated[
+        bool,
+        typer.Option(
+            help="With --samples: go on (warning with counts) when rows of one problem id record "
+            "different problem fingerprints. A resumed run never mixes problems."
+        ),
+    ] = False,
 ) -> None:
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
     from prorl_eval.results import default_ks, parse_ks
@@ -137,7 +151,7 @@ def pass_at_k_command(
         raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
     ks = tuple(parse_ks(k)) if k else None
     if samples is not None:
-        results = _recompute(samples, ks, out, bootstrap)
+        results = _recompute(samples, ks, out, bootstrap, allow_problem_mismatch)
     else:
         ks = ks or tuple(default_ks(n))
         results = _generate(
@@ -177,11 +191,16 @@ def pass_at_k_command(
 
 
 def _recompute(
-    samples: Path, ks: tuple[int, ...] | None, out: Path, bootstrap: int
+    samples: Path,
+    ks: tuple[int, ...] | None,
+    out: Path,
+    bootstrap: int,
+    allow_problem_mismatch: bool = False,
 ) -> dict[str, Any]:
     """pass@k from an existing samples file; without --k, powers of 2 up to the smallest n."""
     from collections import Counter
 
+    from prorl_eval.fingerprints import check_rows
     from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
     from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
     from prorl_eval.results import default_ks, summarize
@@ -191,6 +210,7 @@ def _recompute(
     rows = read_samples(samples)
     if not rows:
         raise UserError(f"{samples} holds no sample rows.")
+    check_rows(rows, str(samples), allow=allow_problem_mismatch)
     if ks is None:
         per_problem = Counter((row["task"], row["problem_id"]) for row in rows)
         ks = tuple(default_ks(min(per_problem.values())))
@@ -300,6 +320,7 @@ def score_command(
         int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    allow_problem_mismatch: AllowMismatchOption = False,
 ) -> None:
     """Re-score samples with the registry's verifiers (keeps every other field of each row)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -323,6 +344,7 @@ def score_command(
             seed=data_seed,
             workers=default_workers() if workers is None else workers,
             overwrite=overwrite,
+            allow_problem_mismatch=allow_problem_mismatch,
             progress=progress,
         )
     table = Table(title=f"re-scored {samples} -> {out}")
@@ -391,9 +413,18 @@ class RunInterrupted(Exception):
     """Ctrl-C during generation: every row written so far is complete and kept."""
 
 
+def _print_warning(line: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: runs the app, turning UserError into a one-line exit 2."""
     _quiet_libraries()
+    print_user_warnings(
+        lambda line: err_console.print(
+            f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True
+        )
+    )
     try:
         app(args=argv, prog_name="prorl-eval")
     except SystemExit as exc:

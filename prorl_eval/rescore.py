@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
+from prorl_eval.fingerprints import (
+    ALLOW_FLAG,
+    check_rows,
+    differing,
+    report_mismatch,
+    task_fingerprint,
+)
 from prorl_eval.scoring import ScoreJob, Scorer
 from prorl_eval.tasks.datafiles import read_jsonl
 from prorl_eval.tasks.registry import TaskOptions
@@ -65,9 +72,13 @@ def rescore_file(
     seed: int = 0,
     workers: int = 0,
     overwrite: bool = False,
+    allow_problem_mismatch: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Score every row of `source` and write them to `target`; returns per-task mean scores."""
+    """Score every row of `source` and write them to `target`; returns per-task mean scores.
+
+    Rows that record a problem fingerprint must match the problem rebuilt here (else
+    ProblemMismatch; a warning with `allow_problem_mismatch`)."""
     source, target = Path(source), Path(target)
     if source.resolve() == target.resolve():
         raise UserError("--out must differ from --samples; the input is never overwritten.")
@@ -80,6 +91,7 @@ def rescore_file(
         thresholds = {
             name: scorer.local.problem(name, _first_id(rows, name))[0].threshold for name in specs
         }
+        check_problems(scorer, rows, source, allow=allow_problem_mismatch)
         scores = _score_in_chunks(scorer, rows, progress)
     tmp = target.with_name(f".{target.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
@@ -98,6 +110,24 @@ def rescore_file(
     for row in rows:
         means.setdefault(row["task"], []).append(row["score"])
     return {name: {"rows": len(v), "mean_score": sum(v) / len(v)} for name, v in means.items()}
+
+
+def check_problems(
+    scorer: Scorer, rows: list[dict[str, Any]], source: Path, *, allow: bool
+) -> None:
+    """Compare the rows' recorded fingerprints with the problems the scorer rebuilds."""
+    recorded = check_rows(rows, str(source), allow=allow)
+    current = {}
+    for task, problem_id in recorded:
+        built_task, problem = scorer.local.problem(task, problem_id)
+        current[(task, problem_id)] = task_fingerprint(built_task, problem)
+    report_mismatch(
+        differing(recorded, current),
+        len(recorded),
+        f"{source} and the problems rebuilt for scoring",
+        allow=allow,
+        fix=f"check --data-seed / --data-dir, or pass {ALLOW_FLAG} to score them anyway",
+    )
 
 
 def _first_id(rows: list[dict[str, Any]], task: str) -> str:

@@ -93,14 +93,20 @@ def _run_paths(path: str | Path, filename: str) -> Path:
     return path / filename if path.is_dir() else path
 
 
-def load_samples(path: str | Path) -> Any:
+def load_samples(path: str | Path, *, allow_problem_mismatch: bool = False) -> Any:
     """Load a samples file (or a run folder's samples.jsonl) into a pandas DataFrame, one row each.
 
-    The `sampling` dict is kept as a column and also spread into `sampling.*` columns.
+    The `sampling` dict is kept as a column and also spread into `sampling.*` columns. Rows with
+    the same (task, problem_id) but different `problem_fingerprint`s (rows of different problems
+    mixed in one file) raise ProblemMismatch, or warn when `allow_problem_mismatch` is set.
     """
     import pandas as pd
 
-    rows = read_samples(_run_paths(path, SAMPLES_FILE))
+    from prorl_eval.fingerprints import check_rows
+
+    source = _run_paths(path, SAMPLES_FILE)
+    rows = read_samples(source)
+    check_rows(rows, str(source), allow=allow_problem_mismatch)
     frame = pd.DataFrame(rows)
     if "sampling" in frame.columns:
         spread = pd.json_normalize(frame["sampling"].apply(lambda s: s or {}).tolist())

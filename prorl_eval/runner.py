@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from typing import Any
 
 from prorl_eval.checkpoints import ModelRef, resolve_model
 from prorl_eval.errors import UserError
+from prorl_eval.fingerprints import task_fingerprint
 from prorl_eval.inference import GenerationRequest, Generator, SamplingConfig, make_generator
 from prorl_eval.inference import choose_backend as resolve_backend
 from prorl_eval.inference.openai_server import DEFAULT_CONCURRENCY
@@ -41,7 +41,8 @@ from prorl_eval.results import summarize
 from prorl_eval.runstore import RunStore
 from prorl_eval.schema import SampleRow, sample_key
 from prorl_eval.scoring import ScoreJob, Scorer
-from prorl_eval.tasks.base import Problem, Task
+from prorl_eval.seeds import derive_seed
+from prorl_eval.tasks.base import Problem, Task, answer_text
 from prorl_eval.tasks.registry import DEFAULT_TASKS, TaskOptions, resolve_available_tasks
 
 GeneratorFactory = Callable[[str, ModelRef], Generator]
@@ -139,12 +140,6 @@ class WorkItem:
     task: Task
     problem: Problem
     missing: list[int]
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    """A stable 31-bit seed from the run seed and identifying parts (hash-randomisation free)."""
-    text = "|".join(str(p) for p in (base, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def plan_work(tasks: list[Task], n: int, done: set[tuple[str, str, int]]) -> list[WorkItem]:
@@ -248,6 +243,7 @@ def run_pass_at_k(
     config.validate_backend(backend)
     served = served_model_name(config) if backend == "openai" else None
     store = RunStore.open(config.out, _settings(config, model, tasks, backend, served))
+    store.check_problems({(t.name, p.id): task_fingerprint(t, p) for t in tasks for p in t.load()})
     work = plan_work(tasks, config.n, store.done)
     # generate_s: inside generate calls; score_submit_s: scoring time spent blocking generation
     # (in-process scoring); score_wait_s: time spent waiting for pool results after generating.
@@ -331,6 +327,8 @@ def _generate_and_score(
 
 def _rows(config, model, backend, item, request, completions, scores) -> list[SampleRow]:
     rows = []
+    fingerprint = task_fingerprint(item.task, item.problem)
+    gold = answer_text(item.problem.answer)
     for sample_idx, completion in zip(item.missing, completions, strict=True):
         score = next(scores)
         rows.append(
@@ -351,6 +349,8 @@ def _rows(config, model, backend, item, request, completions, scores) -> list[Sa
                 prompt_tokens=completion.prompt_tokens,
                 finish_reason=completion.finish_reason,
                 task_version=item.task.version,
+                problem_fingerprint=fingerprint,
+                gold_answer=gold,
                 extra=score.extra,
             )
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
+from prorl_eval.fingerprints import FIELD, collect, differing, report_mismatch
 from prorl_eval.jsonio import ensure_writable_dir, read_json, write_json_atomic
 from prorl_eval.schema import SampleKey, SampleWriter, iter_samples, repair_torn_tail, sample_key
 
@@ -38,13 +39,42 @@ def _describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str =
     return None
 
 
+def _resume_state(samples_path: Path) -> tuple[set[SampleKey], dict[tuple[str, str], str]]:
+    """The keys of the rows already written and their problems' fingerprints (one pass)."""
+    if not samples_path.exists():
+        return set(), {}
+    done: set[SampleKey] = set()
+
+    def keys_seen() -> Any:
+        for row in iter_samples(samples_path):
+            done.add(sample_key(row))
+            yield {key: row.get(key) for key in ("task", "problem_id", FIELD)}
+
+    fingerprints, conflicts = collect(keys_seen())
+    report_mismatch(
+        conflicts,
+        len(fingerprints),
+        f"rows of {samples_path}",
+        allow=False,
+        fix="the folder mixes rows of different problems; use a new --out",
+    )
+    return done, fingerprints
+
+
 class RunStore:
     """Owns one run folder; see the module docstring."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], done: set[SampleKey]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        done: set[SampleKey],
+        fingerprints: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.done = done
+        self.fingerprints = fingerprints or {}
 
     @property
     def samples_path(self) -> Path:
@@ -87,13 +117,22 @@ class RunStore:
             manifest["generation"].append(generation)
         if repair_torn_tail(samples_path):
             manifest.setdefault("repairs", []).append("dropped a row cut short by a crash")
-        done = (
-            {sample_key(row) for row in iter_samples(samples_path)}
-            if samples_path.exists()
-            else set()
-        )
+        done, fingerprints = _resume_state(samples_path)
         write_json_atomic(manifest_path, manifest)
-        return cls(folder, manifest, done)
+        return cls(folder, manifest, done, fingerprints)
+
+    def check_problems(self, current: dict[tuple[str, str], str]) -> None:
+        """ProblemMismatch when rows already here were made on other problems than `current`
+        ({(task, problem_id): fingerprint} of the command's tasks): resuming would mix them."""
+        keys = differing(self.fingerprints, current)
+        shared = len(self.fingerprints.keys() & current.keys())
+        report_mismatch(
+            keys,
+            shared,
+            f"{self.samples_path} and this command's tasks",
+            allow=False,
+            fix="use a new --out for the new problems (the rows here stay as they are)",
+        )
 
     @staticmethod
     def _check_compatible(folder: Path, manifest: dict[str, Any], settings: dict[str, Any]) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 
-SCHEMA_VERSION = 1
+# 2 added problem_fingerprint and gold_answer (rows of version 1 lack them and stay readable).
+SCHEMA_VERSION = 2
 REQUIRED_FIELDS = ("task", "problem_id", "sample_idx", "score")
 SampleKey = tuple[str, str, int]
 
@@ -49,6 +50,8 @@ class SampleRow:
     prompt_tokens: int = 0
     finish_reason: str = ""
     task_version: str = ""
+    problem_fingerprint: str = ""
+    gold_answer: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

@@ -31,6 +31,13 @@ OUT_HELP = "Folder for the CSV/JSON tables and PNG figures (created if missing).
 BOOTSTRAP_HELP = "Bootstrap resamples for the confidence intervals."
 SEED_HELP = "Seed of the bootstrap resampling."
 LEVEL_HELP = "Confidence level of the bootstrap intervals."
+AllowMismatch = Annotated[
+    bool,
+    typer.Option(
+        help="Go on (warning with counts) when runs record different problems for the same task "
+        "and problem id (problem fingerprints); by default that is an error."
+    ),
+]
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -43,10 +50,13 @@ def _check_bootstrap(bootstrap: int, level: float) -> None:
         raise UserError(f"--level must be between 0 and 1, e.g. 0.95 (got {level}).")
 
 
-def _load_runs(paths: list[str], labels: list[str]) -> dict[str, Any]:
-    from prorl_eval.analysis.inputs import load_counts
+def _load_runs(paths: list[str], labels: list[str], allow_mismatch: bool) -> dict[str, Any]:
+    """Per-problem counts of each run; their shared problem ids must name the same problems."""
+    from prorl_eval.analysis.inputs import load_counts_by_run
 
-    return {label: load_counts(path) for label, path in zip(labels, paths, strict=True)}
+    return load_counts_by_run(
+        dict(zip(labels, paths, strict=True)), allow_problem_mismatch=allow_mismatch
+    )
 
 
 def _json_safe(value: Any) -> Any:
@@ -156,6 +166,7 @@ def curves_command(
     bootstrap: Annotated[int, typer.Option(help=BOOTSTRAP_HELP)] = 1000,
     seed: Annotated[int, typer.Option(help=SEED_HELP)] = 0,
     level: Annotated[float, typer.Option(help=LEVEL_HELP)] = 0.95,
+    allow_problem_mismatch: AllowMismatch = False,
 ) -> None:
     """pass@k for every k = 1..n per task, domain and overall, with bootstrap bands and plots."""
     from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
@@ -168,7 +179,7 @@ def curves_command(
     names = run_labels(runs, labels)
     domain_map = _read_domains(domains)
     folder = ensure_writable_dir(out)
-    counts = _load_runs(runs, names)
+    counts = _load_runs(runs, names, allow_problem_mismatch)
     curves = passk_curves(
         counts, domains=domain_map, max_k=max_k, resamples=bootstrap, seed=seed, level=level
     )
@@ -229,10 +240,11 @@ def boundary_command(
         str | None,
         typer.Option(help="Comma-separated labels of the --rl runs (default: folder names)."),
     ] = None,
+    allow_problem_mismatch: AllowMismatch = False,
 ) -> None:
     """Base vs RL checkpoints: pass@1/pass@k per problem and task, exclusive solves, regimes."""
     from prorl_eval.analysis.boundary import BASE_LABEL, compare_boundary, plot_boundary
-    from prorl_eval.analysis.inputs import load_counts, run_labels
+    from prorl_eval.analysis.inputs import run_labels
     from prorl_eval.jsonio import ensure_writable_dir
 
     if k < 1:
@@ -245,10 +257,9 @@ def boundary_command(
             f"an RL run is labelled '{BASE_LABEL}'; give it another name with --labels."
         )
     folder = ensure_writable_dir(out)
-    base_counts = load_counts(base)
-    report = compare_boundary(
-        base_counts, _load_runs(rl, names), k=k, delta=delta, growth_delta=growth_delta
-    )
+    counts = _load_runs([base, *rl], [BASE_LABEL, *names], allow_problem_mismatch)
+    base_counts = counts.pop(BASE_LABEL)
+    report = compare_boundary(base_counts, counts, k=k, delta=delta, growth_delta=growth_delta)
     files = []
     for stem in ("problems", "tasks", "exclusive", "regimes", "dropped"):
         files += _write_table(getattr(report, stem), folder, f"boundary_{stem}")
@@ -355,11 +366,12 @@ def correlate_command(
     bootstrap: Annotated[int, typer.Option(help=BOOTSTRAP_HELP)] = 1000,
     seed: Annotated[int, typer.Option(help=SEED_HELP)] = 0,
     level: Annotated[float, typer.Option(help=LEVEL_HELP)] = 0.95,
+    allow_problem_mismatch: AllowMismatch = False,
 ) -> None:
     """Per task: base pass@k (and creativity) vs RL gain; Pearson, Spearman, fit, bootstrap CIs."""
-    from prorl_eval.analysis.boundary import compare_boundary
+    from prorl_eval.analysis.boundary import BASE_LABEL, compare_boundary
     from prorl_eval.analysis.correlation import GAIN_COLUMNS, correlation_points
-    from prorl_eval.analysis.inputs import load_counts, run_labels
+    from prorl_eval.analysis.inputs import run_labels
     from prorl_eval.jsonio import ensure_writable_dir
 
     _check_bootstrap(bootstrap, level)
@@ -370,8 +382,9 @@ def correlate_command(
     folder = ensure_writable_dir(out)
     table = _read_creativity(creativity) if creativity is not None else None
     label = run_labels([rl], None)[0]
-    label = label if label != "base" else "rl"
-    report = compare_boundary(load_counts(base), {label: load_counts(rl)}, k=k)
+    label = label if label != BASE_LABEL else "rl"
+    counts = _load_runs([base, rl], [BASE_LABEL, label], allow_problem_mismatch)
+    report = compare_boundary(counts[BASE_LABEL], {label: counts[label]}, k=k)
     _note_dropped(report.dropped)
     points = correlation_points(report.tasks, table, creativity_column=creativity_column)
     y = GAIN_COLUMNS[gain]

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,18 +66,54 @@ def problem_counts(samples: Any) -> Any:
     return out[list(COUNT_COLUMNS)]
 
 
-def load_counts(path: str | Path) -> Any:
+def load_counts(path: str | Path, *, allow_problem_mismatch: bool = False) -> Any:
     """Per-problem counts of a run folder (its samples.jsonl) or a samples JSONL file.
 
     Raises:
         UserError: the path does not exist, holds no rows, or mixes samples of several models
             (pass@k of a mixture measures no model).
+        ProblemMismatch: rows of one problem id record different problems (see
+            :mod:`prorl_eval.fingerprints`), unless ``allow_problem_mismatch``.
     """
+    return _counts_of(_read_run_samples(path, allow_problem_mismatch), path)
+
+
+def load_counts_by_run(
+    paths: Mapping[str, str | Path], *, allow_problem_mismatch: bool = False
+) -> dict[str, Any]:
+    """``{label: per-problem counts}`` of several runs that must share their problems.
+
+    Every problem id the runs share must name the same problem in each (the first run is the
+    reference); a disagreement raises ProblemMismatch, or warns when ``allow_problem_mismatch``.
+    """
+    from prorl_eval.fingerprints import check_sources, collect
+
+    samples = {
+        label: _read_run_samples(path, allow_problem_mismatch) for label, path in paths.items()
+    }
+    fingerprints = {label: collect(_fingerprint_rows(frame))[0] for label, frame in samples.items()}
+    check_sources(fingerprints, allow=allow_problem_mismatch)
+    return {label: _counts_of(frame, paths[label]) for label, frame in samples.items()}
+
+
+def _read_run_samples(path: str | Path, allow_problem_mismatch: bool) -> Any:
     from prorl_eval.results import load_samples
 
-    samples = load_samples(path)
+    samples = load_samples(path, allow_problem_mismatch=allow_problem_mismatch)
     if samples.empty:
         raise UserError(f"{path} holds no sample rows; pass a run folder or a samples JSONL file.")
+    return samples
+
+
+def _fingerprint_rows(samples: Any) -> list[dict[str, Any]]:
+    from prorl_eval.fingerprints import FIELD
+
+    if FIELD not in samples.columns:
+        return []
+    return samples[["task", "problem_id", FIELD]].to_dict(orient="records")
+
+
+def _counts_of(samples: Any, path: str | Path) -> Any:
     if "model" in samples.columns:
         models = sorted({str(m) for m in samples["model"].dropna() if str(m)})
         if len(models) > 1:

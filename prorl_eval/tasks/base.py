@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -74,6 +75,18 @@ class Task(ABC):
     def describe(self) -> dict[str, Any]:
         """The fields recorded in a run's manifest to tell whether two runs used the same task."""
         return {"name": self.name, "domain": self.domain, "version": self.version}
+
+
+def answer_text(answer: Any) -> str | None:
+    """A problem's gold answer as a sample row records it: text as is, other values as JSON,
+    None when the problem has no single reference answer (code tests, validity-checked puzzles).
+
+    >>> answer_text("4"), answer_text(["a", "b"]), answer_text(None)
+    ('4', '["a", "b"]', None)
+    """
+    if answer is None or isinstance(answer, str):
+        return answer
+    return json.dumps(answer, ensure_ascii=False, default=str)
 
 
 def strip_reasoning(response: str) -> str:
