@@ -25,6 +25,23 @@ from prorl_eval.errors import UserError
 from prorl_eval.models import EMBEDDED_MODELS, embedded_model_dir
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# A prorl-train run folder holds checkpoint-<step>/ folders; one is complete once its state file
+# exists (written last, before the atomic rename), and its policy/ is a Hugging Face model folder.
+STATE_FILE = "trainer_state.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def training_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a prorl-train run folder as (step, path), oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for path in run_dir.iterdir():
+        match = _CHECKPOINT.match(path.name)
+        if match and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 @dataclass(frozen=True)

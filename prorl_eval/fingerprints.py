@@ -50,6 +50,11 @@ def problem_fingerprint(prompt: str, answer: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+def prompt_hash(prompt: str) -> str:
+    """16 hex digits of SHA-256 over a prompt alone (training/evaluation overlap is by prompt)."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
 def task_fingerprint(task: Any, problem: Any) -> str:
     """The fingerprint of a registry task's problem, as the runner records it."""
     return problem_fingerprint(task.prompt(problem), problem.answer)

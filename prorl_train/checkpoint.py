@@ -18,7 +18,9 @@ It is written into `.checkpoint-<step>.tmp/`, every file fsynced, then renamed i
 crash mid-save leaves the previous checkpoints intact; stale `.tmp` folders are removed on resume.
 With several processes rank 0 writes everything but the DeepSpeed partitions, which every rank
 writes itself (so the run folder must be on a file system all processes share).
-After a successful save only the newest `keep_last` checkpoints are kept.
+After a successful save only the newest `keep_last` checkpoints are kept, plus the milestones: every
+checkpoint whose step is a multiple of `keep_every` (when > 0) is never pruned, so the base →
+intermediate → final comparison of a long run still has its intermediate checkpoints.
 
 For tests, `PRORL_TRAIN_SAVE_PAUSE=<seconds>[@<step>]` sleeps inside a save (of that step only,
 when given; after `rng.pt`, before the state file and the rename), so a test can kill the process
@@ -32,30 +34,19 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from prorl_eval.checkpoints import STATE_FILE, training_checkpoints
 from prorl_eval.errors import UserError
 from prorl_eval.jsonio import read_json, write_json_atomic
-
-STATE_FILE = "trainer_state.json"
-_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
     """Complete checkpoints of a run folder as (step, path), oldest first."""
-    found = []
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    for path in run_dir.iterdir():
-        match = _NAME.match(path.name)
-        if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return training_checkpoints(run_dir)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -139,7 +130,12 @@ def write_models(tmp: Path, *, policy: Any, tokenizer: Any, reference: Any) -> N
 
 
 def finish_checkpoint(
-    run_dir: str | Path, step: int, tmp: Path, state: dict[str, Any], keep_last: int
+    run_dir: str | Path,
+    step: int,
+    tmp: Path,
+    state: dict[str, Any],
+    keep_last: int,
+    keep_every: int = 0,
 ) -> Path:
     """Add metrics, RNG and the state file to `tmp`, fsync, rename into place, prune."""
     import torch
@@ -160,7 +156,7 @@ def finish_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    prune(run_dir, keep_last)
+    prune(run_dir, keep_last, keep_every)
     return final
 
 
@@ -174,6 +170,7 @@ def save_checkpoint(
     optimizer: Any,
     state: dict[str, Any],
     keep_last: int,
+    keep_every: int = 0,
 ) -> Path:
     """Write checkpoint-<step> atomically and prune old ones; returns its path.
 
@@ -187,13 +184,19 @@ def save_checkpoint(
     tmp = begin_checkpoint(run_dir, step)
     write_models(tmp, policy=policy, tokenizer=tokenizer, reference=reference)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    return finish_checkpoint(run_dir, step, tmp, state, keep_last)
+    return finish_checkpoint(run_dir, step, tmp, state, keep_last, keep_every)
 
 
-def prune(run_dir: str | Path, keep_last: int) -> list[Path]:
-    """Delete all but the newest `keep_last` complete checkpoints."""
+def is_milestone(step: int, keep_every: int) -> bool:
+    """Whether checkpoint `step` is a milestone that pruning keeps (`keep_every` > 0)."""
+    return keep_every > 0 and step % keep_every == 0
+
+
+def prune(run_dir: str | Path, keep_last: int, keep_every: int = 0) -> list[Path]:
+    """Delete all but the newest `keep_last` complete checkpoints and the milestones."""
     found = checkpoint_dirs(run_dir)
-    doomed = [path for _, path in found[:-keep_last]] if keep_last > 0 else []
+    older = found[:-keep_last] if keep_last > 0 else []
+    doomed = [path for step, path in older if not is_milestone(step, keep_every)]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed

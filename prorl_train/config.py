@@ -24,7 +24,10 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.models import DEFAULT_MODEL
-from prorl_train.dictconfig import build, fields_help, read_yaml
+from prorl_train.dictconfig import apply_override, build, fields_help, merge, read_yaml
+
+# Procedural problems: evaluation uses data seed 0 by default, validation 1, training 2.
+TRAIN_DATA_SEED = 2
 
 
 def _f(default: Any, help: str) -> Any:
@@ -78,8 +81,23 @@ class DataConfig:
         },
     )
     limit: int | None = _f(None, "Problems per task (None: the task's default / all).")
-    data_seed: int = _f(0, "Seed for procedural problems (Reasoning Gym) and choice shuffling.")
+    data_seed: int = _f(
+        TRAIN_DATA_SEED,
+        "Seed for procedural problems (Reasoning Gym) and choice shuffling; the default keeps "
+        "training puzzles apart from evaluation's (prorl-eval --data-seed 0) and validation's "
+        "(val.data_seed 1).",
+    )
     data_dir: str | None = _f(None, "Offline benchmark copies (like shared/data); None: the hub.")
+    holdout: str = _f(
+        "auto",
+        "Evaluation problems never trained on: a --tasks value whose problems (built with "
+        "holdout_seed and holdout_limit) leave the training pool when a training prompt is "
+        "identical; 'auto': the mix's procedural (Reasoning Gym) tasks; 'none': keep all.",
+    )
+    holdout_seed: int = _f(0, "Data seed of the holdout problems (prorl-eval's --data-seed).")
+    holdout_limit: int | None = _f(
+        None, "Problems per holdout task (prorl-eval's --limit; None: the task's default)."
+    )
 
     def validate(self) -> None:
         if not self.mix:
@@ -89,6 +107,10 @@ class DataConfig:
             raise UserError(f"data.mix weights must be positive (got {bad}).")
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"data.limit must be positive (got {self.limit}).")
+        if self.holdout_limit is not None and self.holdout_limit <= 0:
+            raise UserError(f"data.holdout_limit must be positive (got {self.holdout_limit}).")
+        if not self.holdout.strip():
+            raise UserError("data.holdout is empty; use 'auto', 'none' or a --tasks value.")
 
 
 ROLLOUT_BACKENDS = {"hf": "generate on the live policy", "vllm": "vLLM with weight sync"}
@@ -360,6 +382,11 @@ class TrainConfig:
     batch_size: int = _f(256, "Prompts per step (after dynamic-sampling refills when possible).")
     save_every: int = _f(50, "Checkpoint every this many steps (and at the end).")
     keep_last: int = _f(3, "Checkpoints kept (older ones are deleted after a save).")
+    keep_every: int = _f(
+        0,
+        "Milestones: checkpoints whose step is a multiple of this are never deleted (0: none; "
+        "a multiple of save_every), for comparing intermediate and final checkpoints.",
+    )
     tensorboard: bool = _f(True, "Also write TensorBoard event files under <out>/tb.")
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Training prompts."})
@@ -378,6 +405,11 @@ class TrainConfig:
             raise UserError("no run folder: pass --out DIR.")
         if self.steps <= 0 or self.batch_size <= 0 or self.save_every <= 0 or self.keep_last <= 0:
             raise UserError("steps, batch_size, save_every and keep_last must be positive.")
+        if self.keep_every < 0 or (self.keep_every and self.keep_every % self.save_every):
+            raise UserError(
+                f"keep_every ({self.keep_every}) must be 0 or a multiple of save_every "
+                f"({self.save_every}): milestones are checkpoints that pruning keeps."
+            )
         if self.loss.mini_batch_size > self.batch_size:
             raise UserError(
                 f"loss.mini_batch_size ({self.loss.mini_batch_size}) exceeds batch_size "
@@ -402,66 +434,9 @@ class TrainConfig:
 # ------------------------------------------------------------------------------ layering
 
 
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge config sections; a dict-valued *field* (data.mix) is replaced, not merged."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key in _SECTIONS:
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-_SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets", "deepspeed"})
-
-
-def _split_override(text: str) -> tuple[str, str, str]:
-    """Split at the first '=', except for a key inside a dict field (`data.mix.<task>=w`):
-    task names hold '=' themselves, so those split at the last one."""
-    path, sep, raw = text.partition("=")
-    parts = path.strip().split(".")
-    if len(parts) > 2 and parts[0] in _SECTIONS:
-        return text.rpartition("=")
-    return path, sep, raw
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """`a.b=value` → {"a": {"b": value}}; the value is read as YAML (strings stay strings).
-
-    Inside a dict field the rest of the path is one key: `data.mix.gym:x=0.5`.
-    """
-    import yaml
-
-    path, sep, raw = _split_override(text)
-    if not sep or not path.strip():
-        raise UserError(f"--set expects key=value (got '{text}').")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    parts = path.strip().split(".")
-    if parts[0] in _SECTIONS and len(parts) > 2:
-        parts = [parts[0], parts[1], ".".join(parts[2:])]
-    nested: dict[str, Any] = {}
-    cursor = nested
-    for part in parts[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[parts[-1]] = value
-    return nested
-
-
-def _apply_override(merged: dict[str, Any], text: str) -> dict[str, Any]:
-    """Merge one override; a key inside a dict field (data.mix.<task>) updates that dict only."""
-    update = parse_override(text)
-    parts = _split_override(text)[0].strip().split(".")
-    if len(parts) > 2 and parts[0] in _SECTIONS:
-        section, name = parts[0], parts[1]
-        current = merged.get(section, {}).get(name)
-        if isinstance(current, dict):
-            inner = update[section][name]
-            update[section][name] = {**current, **inner}
-    return merge(merged, update)
+# Config sections: nested dataclasses, merged key by key (a dict-valued field such as data.mix is
+# replaced whole, or updated one key at a time by `--set data.mix.<task>=w`).
+SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets", "deepspeed"})
 
 
 def load_config(
@@ -478,12 +453,12 @@ def load_config(
 
     merged = TrainConfig().to_dict()
     if preset:
-        merged = merge(merged, preset_dict(preset))
+        merged = merge(merged, preset_dict(preset), SECTIONS)
     if config_file:
-        merged = merge(merged, read_yaml(config_file))
+        merged = merge(merged, read_yaml(config_file), SECTIONS)
     for text in overrides:
-        merged = _apply_override(merged, text)
-    merged = merge(merged, {k: v for k, v in top_level.items() if v is not None})
+        merged = apply_override(merged, text, SECTIONS)
+    merged = merge(merged, {k: v for k, v in top_level.items() if v is not None}, SECTIONS)
     return build(TrainConfig, merged)
 
 

@@ -5,6 +5,12 @@ Any task the registry can build (`gym:<dataset>`, `math500`, `custom:<file>?...`
 reward of a prompt is its task's own verifier (`Task.score`), so training and `prorl-eval` never
 disagree on correctness.
 
+Training never sees the evaluation's problems: procedural tasks train on their own data seed
+(`data.data_seed`), and the holdout (`data.holdout`) removes from the pool every problem whose
+prompt equals one of the evaluation problems it names. `write_prompts_manifest` records the hashes
+of every training prompt in `<run>/train_prompts.json`, so `prorl-eval overlap` and
+`prorl-eval sweep` can count how many evaluation prompts training saw.
+
 Drawing is deterministic and resumable from a small JSON cursor:
 
 - the task of draw k is the one furthest behind its share (largest `weight * (k + 1) - drawn`,
@@ -21,9 +27,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
+from prorl_eval.fingerprints import prompt_hash
+from prorl_eval.jsonio import write_json_atomic
 from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.base import Problem, Task
 from prorl_eval.tasks.registry import TaskOptions, build_task, expand_names
@@ -66,22 +75,68 @@ def epoch_order(seed: int, task: str, epoch: int, size: int) -> list[int]:
     return [int(i) for i in rng.permutation(size)]
 
 
-class DataMix:
-    """Builds the tasks of a mix, loads their problems, and hands out prompts in a fixed order."""
+MANIFEST_FILE = "train_prompts.json"
 
-    def __init__(self, mix: dict[str, float], options: TaskOptions, seed: int) -> None:
+
+@dataclass(frozen=True)
+class Holdout:
+    """Evaluation problems kept out of training: a `--tasks` value and how its problems are
+    built (`prorl-eval pass-at-k`'s --data-seed and --limit). `spec` may be "auto" (the mix's
+    procedural tasks) or "none"."""
+
+    spec: str = "none"
+    seed: int = 0
+    limit: int | None = None
+
+    def task_names(self, mix_tasks: dict[str, Task]) -> list[str]:
+        if self.spec == "none":
+            return []
+        if self.spec == "auto":
+            return [name for name, task in mix_tasks.items() if task.procedural]
+        return expand_names(self.spec)
+
+    def prompts(self, mix_tasks: dict[str, Task], data_dir: str | None) -> set[str]:
+        """The prompts of every holdout problem."""
+        options = TaskOptions(limit=self.limit, seed=self.seed, data_dir=data_dir)
+        prompts = set()
+        for name in self.task_names(mix_tasks):
+            task = build_task(name, options)
+            prompts.update(task.prompt(problem) for problem in task.load())
+        return prompts
+
+
+class DataMix:
+    """Builds the tasks of a mix, loads their problems (minus the holdout's), and hands out
+    prompts in a fixed order."""
+
+    def __init__(
+        self,
+        mix: dict[str, float],
+        options: TaskOptions,
+        seed: int,
+        holdout: Holdout | None = None,
+    ) -> None:
         options.validate()
         self.weights = expand_mix(mix)
         self.names = list(self.weights)
         self.options = options
         self.seed = seed
+        self.holdout = holdout or Holdout()
         self.tasks: dict[str, Task] = {name: build_task(name, options) for name in self.names}
+        held = self.holdout.prompts(self.tasks, options.data_dir)
         self.problems: dict[str, list[Problem]] = {}
+        self.held_out: dict[str, int] = {}
         for name, task in self.tasks.items():
-            problems = task.load()
+            loaded = task.load()
+            problems = [p for p in loaded if task.prompt(p) not in held]
             if not problems:
-                raise UserError(f"training task {name} has no problems; check its data/limit.")
+                why = "all are held out for evaluation (data.holdout)" if loaded else "none load"
+                raise UserError(
+                    f"training task {name} has no problems: {why}; check its data, data.limit, "
+                    "data.data_seed or data.holdout."
+                )
             self.problems[name] = problems
+            self.held_out[name] = len(loaded) - len(problems)
         self.drawn_total = 0
         self.drawn = dict.fromkeys(self.names, 0)
         self._orders: dict[tuple[str, int], list[int]] = {}
@@ -125,3 +180,28 @@ class DataMix:
 
     def domain(self, task_name: str) -> str:
         return self.tasks[task_name].domain
+
+    def prompts_manifest(self) -> dict[str, Any]:
+        """What `train_prompts.json` holds: per task the sorted hashes of its training prompts,
+        how many problems the holdout removed, and how the pool was built."""
+        return {
+            "prompt_hash": "sha256(prompt)[:16]",
+            "tasks": {
+                name: sorted({prompt_hash(task.prompt(p)) for p in self.problems[name]})
+                for name, task in self.tasks.items()
+            },
+            "held_out": dict(self.held_out),
+            "holdout": {
+                "spec": self.holdout.spec,
+                "tasks": self.holdout.task_names(self.tasks),
+                "data_seed": self.holdout.seed,
+                "limit": self.holdout.limit,
+            },
+            "data": {"limit": self.options.limit, "data_seed": self.options.seed},
+        }
+
+    def write_prompts_manifest(self, run_dir: str | Path) -> Path:
+        """Write `<run_dir>/train_prompts.json` (atomically)."""
+        path = Path(run_dir) / MANIFEST_FILE
+        write_json_atomic(path, self.prompts_manifest())
+        return path

@@ -3,7 +3,8 @@
 `build(cls, data)` checks every key against the dataclass's fields (unknown keys get a
 did-you-mean hint) and coerces values to the annotated types: nested dataclasses, `X | None`,
 `dict[str, T]`, `list[T]`, and the scalars bool / int / float / str (strings such as "1e-5" or
-"true" are accepted, since YAML 1.1 and the command line deliver them as text).
+"true" are accepted, since YAML 1.1 and the command line deliver them as text). `merge` and
+`apply_override` layer plain dicts (defaults, preset, YAML, `--set section.key=value`) first.
 
 Example:
     >>> from dataclasses import dataclass
@@ -142,3 +143,66 @@ def fields_help(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((f"{prefix}{f.name}", repr(default), f.metadata.get("help", "")))
     return rows
+
+
+# ------------------------------------------------------------------------------ layering
+
+
+def merge(base: dict[str, Any], update: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
+    """Deep-merge config `sections`; a dict-valued *field* (data.mix) is replaced, not merged."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key in sections:
+            out[key] = merge(out[key], value, sections)
+        else:
+            out[key] = value
+    return out
+
+
+def _split_override(text: str, sections: frozenset[str]) -> tuple[str, str, str]:
+    """Split at the first '=', except for a key inside a dict field (`data.mix.<task>=w`):
+    task names hold '=' themselves, so those split at the last one."""
+    path, sep, raw = text.partition("=")
+    parts = path.strip().split(".")
+    if len(parts) > 2 and parts[0] in sections:
+        return text.rpartition("=")
+    return path, sep, raw
+
+
+def parse_override(text: str, sections: frozenset[str]) -> dict[str, Any]:
+    """`a.b=value` → {"a": {"b": value}}; the value is read as YAML (strings stay strings).
+
+    Inside a dict field the rest of the path is one key: `data.mix.gym:x=0.5`.
+    """
+    import yaml
+
+    path, sep, raw = _split_override(text, sections)
+    if not sep or not path.strip():
+        raise UserError(f"--set expects key=value (got '{text}').")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = path.strip().split(".")
+    if parts[0] in sections and len(parts) > 2:
+        parts = [parts[0], parts[1], ".".join(parts[2:])]
+    nested: dict[str, Any] = {}
+    cursor = nested
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def apply_override(merged: dict[str, Any], text: str, sections: frozenset[str]) -> dict[str, Any]:
+    """Merge one `--set` override; a key inside a dict field (data.mix.<task>) updates that dict
+    only."""
+    update = parse_override(text, sections)
+    parts = _split_override(text, sections)[0].strip().split(".")
+    if len(parts) > 2 and parts[0] in sections:
+        section, name = parts[0], parts[1]
+        current = merged.get(section, {}).get(name)
+        if isinstance(current, dict):
+            inner = update[section][name]
+            update[section][name] = {**current, **inner}
+    return merge(merged, update, sections)

@@ -53,7 +53,7 @@ from prorl_train.config import TrainConfig, config_to_yaml
 from prorl_train.metrics import MetricsLogger, rollout_metrics
 
 # Settings that may change on --resume without being reported as a change of recipe.
-RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_last", "tensorboard")
+RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_last", "keep_every", "tensorboard")
 
 
 class TrainingInterrupted(Exception):
@@ -234,7 +234,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, resume: bool = False) -> None:
         from prorl_eval.scoring import Scorer
         from prorl_eval.tasks.registry import TaskOptions
-        from prorl_train.data import DataMix
+        from prorl_train.data import DataMix, Holdout
         from prorl_train.engines import make_rollout_engine
         from prorl_train.resets import ResetManager
 
@@ -248,7 +248,8 @@ class Trainer:
         options = TaskOptions(
             limit=cfg.data.limit, seed=cfg.data.data_seed, data_dir=cfg.data.data_dir
         )
-        self.mix = DataMix(cfg.data.mix, options, cfg.seed)
+        holdout = Holdout(cfg.data.holdout, cfg.data.holdout_seed, cfg.data.holdout_limit)
+        self.mix = DataMix(cfg.data.mix, options, cfg.seed, holdout)
         self.models = load_models(cfg, self.checkpoint, state, device)
         self.engine = dist.ShardedEngine(
             make_rollout_engine(
@@ -283,6 +284,7 @@ class Trainer:
         main = dist.is_main()
         if main:
             (self.run_dir / "config.yaml").write_text(config_to_yaml(self.cfg), encoding="utf-8")
+            self.mix.write_prompts_manifest(self.run_dir)
         if self.checkpoint is None:
             torch.manual_seed(self.cfg.seed)
             if main:
@@ -441,7 +443,9 @@ class Trainer:
         dist.barrier()
         path = self.checkpoint_path(self.step)
         if main:
-            path = ckpt.finish_checkpoint(self.run_dir, self.step, tmp, state, self.cfg.keep_last)
+            path = ckpt.finish_checkpoint(
+                self.run_dir, self.step, tmp, state, self.cfg.keep_last, self.cfg.keep_every
+            )
         dist.barrier()
         self.saved_step = self.step
         return path

@@ -25,7 +25,7 @@ def parts(tiny_model_dir):
     return policy, tokenizer, optimizer
 
 
-def save(run_dir, step, parts, keep_last=3, reference=None):
+def save(run_dir, step, parts, keep_last=3, reference=None, keep_every=0):
     policy, tokenizer, optimizer = parts
     return ckpt.save_checkpoint(
         run_dir,
@@ -36,6 +36,7 @@ def save(run_dir, step, parts, keep_last=3, reference=None):
         optimizer=optimizer,
         state={"data": {"drawn_total": step}},
         keep_last=keep_last,
+        keep_every=keep_every,
     )
 
 
@@ -93,6 +94,14 @@ def test_keep_last_prunes_oldest_and_resave_replaces(tmp_path, parts):
     save(tmp_path, 11, parts, keep_last=2)
     assert [s for s, _ in ckpt.checkpoint_dirs(tmp_path)] == [10, 11]
     assert list(tmp_path.glob(".checkpoint-*")) == []
+
+
+def test_milestones_survive_pruning(tmp_path, parts):
+    for step in range(1, 11):
+        save(tmp_path, step, parts, keep_last=2, keep_every=4)
+    assert [s for s, _ in ckpt.checkpoint_dirs(tmp_path)] == [4, 8, 9, 10]
+    save(tmp_path, 12, parts, keep_last=1, keep_every=4)
+    assert [s for s, _ in ckpt.checkpoint_dirs(tmp_path)] == [4, 8, 12]
 
 
 def test_reference_is_saved_when_given(tmp_path, parts):

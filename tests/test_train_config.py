@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from prorl_eval.errors import UserError
-from prorl_train.config import (
-    TrainConfig,
-    config_to_yaml,
-    field_help,
-    load_config,
-    parse_override,
-)
+from prorl_train.config import SECTIONS, TrainConfig, config_to_yaml, field_help, load_config
+from prorl_train.dictconfig import parse_override
 from prorl_train.presets import PRESETS
 
 
@@ -149,6 +144,7 @@ def test_bad_overrides_are_one_line_user_errors(overrides, fragment):
         (["data.mix={gym:x: 0}"], "must be positive"),
         (["rollout.filter_criterion=entropy"], "filter_criterion"),
         (["model.dtype=int8"], "model.dtype"),
+        (["save_every=2", "keep_every=3"], "keep_every (3) must be 0 or a multiple of save_every"),
     ],
 )
 def test_invalid_values(overrides, fragment):
@@ -202,9 +198,9 @@ def test_warmup(warmup, step, expected):
 
 
 def test_parse_override_nesting():
-    assert parse_override("a.b=3") == {"a": {"b": 3}}
-    assert parse_override("data.mix.gym:x.y=2") == {"data": {"mix": {"gym:x.y": 2}}}
-    assert parse_override("out=") == {"out": ""}
+    assert parse_override("a.b=3", SECTIONS) == {"a": {"b": 3}}
+    assert parse_override("data.mix.gym:x.y=2", SECTIONS) == {"data": {"mix": {"gym:x.y": 2}}}
+    assert parse_override("out=", SECTIONS) == {"out": ""}
 
 
 def test_defaults_are_independent_copies():

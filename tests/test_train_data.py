@@ -130,3 +130,67 @@ def test_the_cpu_smoke_task_rewards_one_word_answers(response, reward):
     assert item.prompt.endswith("Answer with one word.")
     assert len(mix.problems[SMOKE_TASK]) == 16
     assert item.task.score(response, item.problem).value == reward
+
+
+def test_the_holdout_keeps_evaluation_problems_out_of_training():
+    from prorl_train.data import Holdout
+
+    evaluation = DataMix({"gym:leg_counting": 1.0}, TaskOptions(limit=4, seed=0), 0).problems
+    held = {p.question for p in evaluation["gym:leg_counting"]}
+    mix = DataMix(
+        {"gym:leg_counting": 1.0},
+        TaskOptions(limit=10, seed=0),  # the same seed as evaluation: the first 4 coincide
+        seed=0,
+        holdout=Holdout("gym:leg_counting", seed=0, limit=4),
+    )
+    assert mix.held_out == {"gym:leg_counting": 4}
+    drawn = {item.problem.question for item in mix.draw(30)}  # five epochs over what is left
+    assert len(drawn) == 6 and not drawn & held
+
+
+def test_auto_holdout_covers_the_procedural_tasks_only():
+    from prorl_train.data import Holdout
+
+    mix = DataMix(
+        {CAPS: 0.5, "gym:leg_counting": 0.5},
+        TaskOptions(limit=5, seed=0),
+        seed=0,
+        holdout=Holdout("auto", seed=0, limit=3),
+    )
+    assert mix.held_out == {CAPS: 0, "gym:leg_counting": 3}
+    assert mix.holdout.task_names(mix.tasks) == ["gym:leg_counting"]
+
+
+def test_a_task_entirely_held_out_is_a_user_error():
+    from prorl_train.data import Holdout
+
+    with pytest.raises(UserError, match="all are held out for evaluation"):
+        DataMix(
+            {"gym:leg_counting": 1.0},
+            TaskOptions(limit=3, seed=0),
+            seed=0,
+            holdout=Holdout("gym:leg_counting", seed=0, limit=5),
+        )
+
+
+def test_the_prompts_manifest_hashes_every_training_prompt(tmp_path):
+    import json
+
+    from prorl_eval.fingerprints import prompt_hash
+
+    mix = make_mix()
+    path = mix.write_prompts_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    for name, task in mix.tasks.items():
+        expected = sorted({prompt_hash(task.prompt(p)) for p in mix.problems[name]})
+        assert manifest["tasks"][name] == expected
+    assert manifest["held_out"] == {CAPS: 0, ECHO: 0}
+
+
+def test_training_validation_and_evaluation_seeds_differ_by_default():
+    from prorl_eval.runner import EvalConfig
+    from prorl_train.config import TrainConfig
+
+    cfg = TrainConfig()
+    assert len({cfg.data.data_seed, cfg.val.data_seed, EvalConfig(out="x").data_seed}) == 3
+    assert cfg.data.holdout == "auto" and cfg.data.holdout_seed == EvalConfig(out="x").data_seed

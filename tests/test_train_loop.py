@@ -11,6 +11,7 @@ a `custom:` regex task: reward 1 when the response starts with A, B or C) then s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,7 +65,8 @@ def settings(model_dir: Path, **top) -> dict:
         "steps": 6,
         "batch_size": 8,
         "save_every": 2,
-        "keep_last": 2,
+        "keep_last": 1,
+        "keep_every": 2,  # milestones: every checkpoint stays despite keep_last 1
         "seed": 0,
         "tensorboard": False,
         "model": {"name": str(model_dir), "device": "cpu", "dtype": "float32", "cpu_threads": 1},
@@ -107,7 +109,7 @@ def test_it_learns_the_task(tmp_path, peaked_model_dir):
 
     from prorl_train.trainer import train
 
-    data = settings(peaked_model_dir, steps=14, save_every=100)
+    data = settings(peaked_model_dir, steps=14, save_every=100, keep_every=0)
     data["val"] = {"every": 0}
     data["resets"] = {"every": 0}
     _, cfg = make_config(tmp_path, data, tmp_path / "learn")
@@ -169,8 +171,14 @@ def test_the_reference_run_exercises_validation_resets_and_checkpoints(straight_
     assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
     assert [("val/pass@1" in row) for row in rows] == [False, True, False, True, False, True]
     assert [row.get("reset/event", 0) for row in rows] == [0, 0, 0, 1, 0, 0]
-    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "checkpoint-6",
+    ]
     assert (run / "val" / "step-2" / "results.json").is_file()
+    manifest = json.loads((run / "train_prompts.json").read_text())
+    assert len(manifest["tasks"][CAPS]) == 8  # the 8 prompts of capital_start.jsonl, hashed
     for key in (
         "reward/mean",
         "reward/custom",

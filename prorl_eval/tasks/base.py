@@ -52,6 +52,9 @@ class Task(ABC):
     version: str
     threshold: float = 1.0  # a sample is `correct` when score >= threshold
     source: str = ""
+    # Problems generated from the data seed (Reasoning Gym): another seed gives other problems,
+    # so training can use a seed of its own instead of the evaluation's.
+    procedural: bool = False
 
     @abstractmethod
     def load(self) -> list[Problem]:

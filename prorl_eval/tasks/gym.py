@@ -292,6 +292,7 @@ class GymTask(Task):
     """One Reasoning Gym dataset (with optional config settings) as a registry task."""
 
     domain = "logic"
+    procedural = True
 
     def __init__(self, config: GymConfig) -> None:
         config.validate()
