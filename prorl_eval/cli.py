@@ -22,7 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from prorl_eval import eval_options as opt
 from prorl_eval.errors import UserError, print_user_warnings
+from prorl_eval.eval_options import RunInterrupted
 from prorl_eval.models import DEFAULT_MODEL
 from prorl_eval.tasks.registry import DEFAULT_TASKS
 
@@ -62,43 +64,16 @@ def pass_at_k_command(
     model: Annotated[
         str, typer.Option(help="Alias, local model folder, or hub id (org/name[@revision]).")
     ] = DEFAULT_MODEL,
-    tasks: Annotated[
-        str, typer.Option(help="Comma-separated task names, e.g. gym:basic_arithmetic.")
-    ] = DEFAULT_TASKS,
-    n: Annotated[int, typer.Option(help="Samples per problem.")] = 16,
-    k: Annotated[
-        str | None, typer.Option(help="Comma-separated k values (default: powers of 2 up to n).")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Problems per task (Reasoning Gym default: 50).")
-    ] = None,
-    data_seed: Annotated[
-        int, typer.Option(help="Seed for procedural problems and choice shuffling.")
-    ] = 0,
-    data_dir: Annotated[
-        str | None,
-        typer.Option(help="Offline benchmark copies (like shared/data); default $PRORL_DATA_DIR."),
-    ] = None,
-    score_workers: Annotated[
-        int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
-    ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="auto (vLLM if importable with a GPU), hf, vllm, or openai (an OpenAI-compatible "
-            "server at --base-url; --model then only supplies the tokenizer)."
-        ),
-    ] = ("auto"),
-    tensor_parallel_size: Annotated[
-        int, typer.Option(help="vLLM: GPUs per engine (tensor parallel).")
-    ] = 1,
-    data_parallel_size: Annotated[
-        int,
-        typer.Option(
-            help="hf/vllm: engines in separate processes, each on its own tensor-parallel-size "
-            "GPUs (TP x DP <= visible GPUs); requests are split among them."
-        ),
-    ] = 1,
+    tasks: opt.Tasks = DEFAULT_TASKS,
+    n: opt.N = 16,
+    k: opt.Ks = None,
+    limit: opt.Limit = None,
+    data_seed: opt.DataSeed = 0,
+    data_dir: opt.DataDir = None,
+    score_workers: opt.ScoreWorkers = None,
+    backend: opt.Backend = "auto",
+    tensor_parallel_size: opt.TensorParallel = 1,
+    data_parallel_size: opt.DataParallel = 1,
     base_url: Annotated[
         str | None,
         typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1."),
@@ -114,26 +89,20 @@ def pass_at_k_command(
     concurrency: Annotated[
         int, typer.Option(help="openai: requests in flight at once (each is n samples).")
     ] = 64,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.6,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling threshold.")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option(help="Response token budget.")] = 1024,
-    seed: Annotated[
-        int, typer.Option(help="Sampling seed (per-request seeds derive from it).")
-    ] = 0,
-    chat_template: Annotated[
-        bool, typer.Option(help="Wrap prompts in the model's chat template.")
-    ] = True,
-    system_prompt: Annotated[str | None, typer.Option(help="System prompt to prepend.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sequences per generate call.")] = 64,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    max_model_len: Annotated[
-        int | None, typer.Option(help="vLLM context length (default: the model's).")
-    ] = None,
+    temperature: opt.Temperature = 0.6,
+    top_p: opt.TopP = 0.95,
+    max_new_tokens: opt.MaxNewTokens = 1024,
+    seed: opt.Seed = 0,
+    chat_template: opt.ChatTemplate = True,
+    system_prompt: opt.SystemPrompt = None,
+    batch_size: opt.BatchSize = 64,
+    dtype: opt.Dtype = "auto",
+    max_model_len: opt.MaxModelLen = None,
     samples: Annotated[
         Path | None,
         typer.Option(help="Recompute pass@k from this samples JSONL instead of generating."),
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    bootstrap: opt.Bootstrap = 1000,
     allow_problem_mismatch: Annotated[
         bool,
         typer.Option(
@@ -143,47 +112,43 @@ def pass_at_k_command(
     ] = False,
 ) -> None:
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
-    from prorl_eval.results import default_ks, parse_ks
-    from prorl_eval.scoring import default_workers
-    from prorl_eval.tasks.registry import data_dir_from
+    from prorl_eval.results import parse_ks
 
-    if bootstrap <= 0:
-        raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
-    ks = tuple(parse_ks(k)) if k else None
     if samples is not None:
+        if bootstrap <= 0:
+            raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
+        ks = tuple(parse_ks(k)) if k else None
         results = _recompute(samples, ks, out, bootstrap, allow_problem_mismatch)
     else:
-        ks = ks or tuple(default_ks(n))
-        results = _generate(
-            out=out,
-            model=model,
+        config = opt.make_eval_config(
+            out,
+            model,
+            k,
             tasks=tasks,
             n=n,
-            ks=ks,
             limit=limit,
             data_seed=data_seed,
-            data_dir=data_dir_from(data_dir),
-            score_workers=default_workers() if score_workers is None else score_workers,
+            data_dir=data_dir,
+            score_workers=score_workers,
             backend=backend,
-            sampling=dict(
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-                chat_template=chat_template,
-                system_prompt=system_prompt,
-            ),
-            batch_size=batch_size,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            bootstrap=bootstrap,
             tensor_parallel_size=tensor_parallel_size,
             data_parallel_size=data_parallel_size,
             base_url=base_url,
             served_model=served_model,
             api_key=api_key,
             concurrency=concurrency,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            chat_template=chat_template,
+            system_prompt=system_prompt,
+            batch_size=batch_size,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            bootstrap=bootstrap,
         )
+        results = opt.run_with_progress(config, err_console)
     print_results_table(results, out_console)
     for name, reason in results.get("skipped_tasks", {}).items():
         err_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
@@ -224,65 +189,6 @@ def _recompute(
     }
     write_json_atomic(folder / "results.json", results)
     return results
-
-
-def _generate(*, sampling: dict[str, Any], **options: Any) -> dict[str, Any]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from prorl_eval.inference import SamplingConfig
-    from prorl_eval.runner import EvalConfig, run_pass_at_k
-
-    config = EvalConfig(
-        out=str(options["out"]),
-        model=options["model"],
-        tasks=options["tasks"],
-        n=options["n"],
-        ks=options["ks"],
-        limit=options["limit"],
-        data_seed=options["data_seed"],
-        data_dir=options["data_dir"],
-        score_workers=options["score_workers"],
-        backend=options["backend"],
-        sampling=SamplingConfig(**sampling),
-        batch_size=options["batch_size"],
-        dtype=options["dtype"],
-        max_model_len=options["max_model_len"],
-        bootstrap_resamples=options["bootstrap"],
-        tensor_parallel_size=options["tensor_parallel_size"],
-        data_parallel_size=options["data_parallel_size"],
-        base_url=options["base_url"],
-        served_model=options["served_model"],
-        api_key=options["api_key"],
-        concurrency=options["concurrency"],
-    )
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task_id = None
-
-        def progress(advance: int, total: int, description: str) -> None:
-            nonlocal task_id
-            if task_id is None:
-                task_id = bar.add_task(description, total=total)
-            bar.update(task_id, advance=advance, description=description)
-
-        try:
-            return run_pass_at_k(config, progress=progress)
-        except KeyboardInterrupt:
-            raise RunInterrupted() from None
 
 
 @app.command("tasks")
@@ -398,6 +304,10 @@ def _attach_analysis_commands() -> None:
     app.command("boundary")(boundary_command)
     app.command("correlate")(correlate_command)
 
+    from prorl_eval.analysis.overlap import overlap_command
+
+    app.command("overlap")(overlap_command)
+
     from prorl_eval.analysis.creativity_commands import make_app as creativity_app
     from prorl_eval.report.command import report_command
 
@@ -407,10 +317,6 @@ def _attach_analysis_commands() -> None:
 
 
 _attach_analysis_commands()
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C during generation: every row written so far is complete and kept."""
 
 
 def _print_warning(line: str) -> None:
