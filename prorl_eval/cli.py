@@ -308,6 +308,10 @@ def _attach_analysis_commands() -> None:
 
     app.command("overlap")(overlap_command)
 
+    from prorl_eval.sweep import sweep_command
+
+    app.command("sweep")(sweep_command)
+
     from prorl_eval.analysis.creativity_commands import make_app as creativity_app
     from prorl_eval.report.command import report_command
 
