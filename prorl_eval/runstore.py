@@ -27,11 +27,11 @@ SAMPLES_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 
 
-def _describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:
+def describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            found = _describe_difference(a, b, f"{prefix}{key}.")
+            found = describe_difference(a, b, f"{prefix}{key}.")
             if found:
                 return found
         elif a != b:
@@ -137,7 +137,7 @@ class RunStore:
     @staticmethod
     def _check_compatible(folder: Path, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
         for section in ("model", "sampling"):
-            diff = _describe_difference(manifest.get(section, {}), settings[section])
+            diff = describe_difference(manifest.get(section, {}), settings[section])
             if diff:
                 raise UserError(
                     f"{folder} was created with different {section} settings ({diff}); "
@@ -146,7 +146,7 @@ class RunStore:
         for name, described in settings["tasks"].items():
             old = manifest.get("tasks", {}).get(name)
             if old is not None and old != described:
-                diff = _describe_difference(old, described)
+                diff = describe_difference(old, described)
                 raise UserError(
                     f"{folder} holds task {name} made differently ({diff}); use a new --out."
                 )

@@ -22,19 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a metrics.jsonl file (a truncated last line, from a crash, is skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+# The file has one reader, shared with the reports: re-exported here for the trainer.
+from prorl_eval.analysis.dynamics import read_metrics as read_metrics
 
 
 def rollout_metrics(batch: Any) -> dict[str, float]:

@@ -292,7 +292,9 @@ def test_format_cell(mean, half, expected):
 
 def test_latex_tables(report_dir):
     tex = (report_dir / "tables.tex").read_text()
-    assert tex.count("\\begin{table}") == 4 and tex.count("\\toprule") == 4
+    # 4 domain tables, then the boundary's regimes and correlation tables
+    assert tex.count("\\begin{table}") == 6 and tex.count("\\toprule") == 6
+    assert "\\label{tab:reasoning-boundary-0}" in tex and "$\\to$" in tex
     assert "gym:basic\\_arithmetic" in tex and "gym:basic_arithmetic" not in tex
     final_aime = f"{42.5:.1f} $\\pm$ {hand_cell(RUNS['final']['aime24'])[1]:.1f}"
     assert f"\\textbf{{{final_aime}}}" in tex
@@ -366,7 +368,7 @@ def test_base_outside_the_runs_becomes_first_column(small_runs, tmp_path):
     assert "| Benchmark | Problems | base | rl |" in md
     assert "| base |" in md and "(base)" not in md
     assert (out / "figures" / "boundary.png").is_file()
-    assert "Correlation figure skipped: a correlation needs at least 3 tasks" in md
+    assert "No correlation: a correlation needs at least 3 tasks" in md
 
 
 def test_run_without_samples_gets_a_column_and_a_note(tmp_path):
@@ -436,7 +438,7 @@ def test_refuses_unwritable_out(tmp_path, run_dirs):
     ("labels", "k", "base", "fragment"),
     [
         ("a", 1, None, "--labels has 1 label(s) for 2 run(s)"),
-        (None, 0, None, "--k must be >= 1"),
+        (None, 0, None, "--k values must be >= 1"),
         ("base,x", 1, "final", "labelled 'base'"),
     ],
 )

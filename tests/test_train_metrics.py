@@ -7,9 +7,10 @@ import math
 
 import pytest
 
+from prorl_eval.analysis.dynamics import panel_keys, reset_steps, series
 from prorl_eval.errors import UserError
 from prorl_train.metrics import MetricsLogger, read_metrics, rollout_metrics
-from prorl_train.plot import panel_keys, plot_run, reset_steps, series
+from prorl_train.plot import plot_run
 from prorl_train.rollout import Rollouts
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "bootstrap_means",
     "passk_curves",
     "passk_matrix",
+    "plot_passk_by_step",
     "plot_passk_curves",
     "task_domain",
 ]
@@ -264,4 +265,50 @@ def plot_passk_curves(
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title or f"pass@k per {scope} (shaded: bootstrap CI over problems)")
+    return fig
+
+
+def plot_passk_by_step(
+    curves: Any,
+    steps: Mapping[str, int],
+    ks: Sequence[int],
+    *,
+    scope: str = "task",
+    groups: Sequence[str] | None = None,
+    ncols: int = 3,
+) -> Any:
+    """One panel per group of ``scope``: pass@k against the training step of each run (the base
+    at step 0), a line per k of ``ks`` with its bootstrap band.
+
+    ``curves`` is :func:`passk_curves` output for the runs named in ``steps`` ({run: step}).
+    """
+    from matplotlib.figure import Figure
+
+    data = curves[(curves["scope"] == scope) & curves["run"].isin(list(steps))]
+    if data.empty:
+        raise ValueError(f"no curves with scope {scope!r} for runs {list(steps)}")
+    names = list(groups) if groups is not None else sorted(data["group"].unique())
+    ncols = max(1, min(ncols, len(names)))
+    nrows = -(-len(names) // ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        for i, k in enumerate(ks):
+            line = data[(data["group"] == name) & (data["k"] == k)].copy()
+            line["step"] = line["run"].map(steps)
+            line = line.sort_values("step")
+            colour = f"C{i % 10}"
+            ax.plot(
+                line["step"], line["pass_at_k"], color=colour, marker="o", ms=3, label=f"pass@{k}"
+            )
+            ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=colour, alpha=0.2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(display_name(name), fontsize=10)
+        ax.set_xlabel("training step (0 = base)")
+        ax.set_ylabel("pass@k")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"pass@k against training step, per {scope} (shaded: bootstrap CI)")
     return fig

@@ -1,85 +1,54 @@
 """`prorl-eval report`: a paper-style report of run folders as Markdown, HTML and LaTeX.
 
+    prorl-eval report runs/t/eval --out reports/t            # a `prorl-eval sweep` folder
     prorl-eval report runs/base runs/step500 runs/final --labels base,step500,final \\
         --base runs/base --out reports/prorl
 
 For every RUN (a folder with results.json, and samples.jsonl for the figures) it writes into
 ``--out``:
 
-- ``report.md`` / ``report.html`` / ``tables.tex``: per-domain tables of mean pass@k (``--k``,
-  default 1) ± the 95% CI half-width in percent, best per row in bold, an average row per domain
-  (see :mod:`prorl_eval.report.tables`); the HTML page is self-contained (figures inlined).
+- ``report.md`` / ``report.html`` / ``tables.tex``: per-domain tables of mean pass@k ± the 95% CI
+  half-width in percent for each k of ``--k`` (default 1, and with a base also the largest k the
+  runs share), best per row in bold, an average row per domain
+  (:mod:`prorl_eval.report.tables`); the HTML page is self-contained (figures inlined).
 - ``figures/passk_curves_task.png`` and ``passk_curves_domain.png``: pass@k for every k up to n
   with bootstrap bands (:mod:`prorl_eval.analysis.curves`).
-- With ``--base RUN``: the other runs are RL checkpoints in training order; the report adds
-  ``figures/boundary.png`` (pass@1 and pass@k_max per task, :func:`plot_boundary`) and
-  ``figures/correlation.png`` (per task: base pass@k_max vs the final checkpoint's pass@k_max
-  gain, the ProRL "weaker start, larger gain" plot), where ``k_max`` is the smallest per-problem
-  sample count of the runs. The base may be one of the RUNs or an extra folder (then it is the
-  first column).
+- With a base (``--base RUN``, or a sweep folder): the other runs are RL checkpoints in training
+  order, and the report adds the boundary sections of :mod:`prorl_eval.report.boundary` (regimes
+  with the rule that fired, the problems only RL solves with one solution each, base pass@k vs
+  gain, the creativity index with ``--corpus``). A sweep folder also brings pass@k against
+  training step, the run's training dynamics and its training/evaluation overlap.
 
-A run without samples (no samples.jsonl, no readable ``source_samples``) still gets its table
-column; the figures and the average row's CI then leave it out, and the report's Notes say so.
-Bad input (no results.json, the k missing from a run, an unwritable --out) raises
-:class:`UserError`.
+The runs of a boundary report must share their problems (fingerprints; ``--allow-problem-mismatch``
+warns instead), their tasks and their sampling settings. A run without samples (no samples.jsonl,
+no readable ``source_samples``) still gets its table column; the figures and the average row's CI
+then leave it out, and the report's Notes say so. Bad input (no results.json, a k missing from a
+run, an unwritable --out) raises :class:`UserError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from prorl_eval.errors import UserError
+from prorl_eval.report.loading import (
+    LoadedRun,
+    SweepInfo,
+    check_comparable,
+    consistency_notes,
+    expand_sweep,
+    load_runs,
+)
 
-RUNS_HELP = "Run folders written by `prorl-eval pass-at-k` (results.json, samples.jsonl)."
+RUNS_HELP = (
+    "Run folders written by `prorl-eval pass-at-k` (results.json, samples.jsonl), or one "
+    "`prorl-eval sweep` folder."
+)
 FIGURE_DPI = 110
-
-
-@dataclass
-class LoadedRun:
-    """One run folder: its results frame, per-problem counts (None without samples), metadata."""
-
-    label: str
-    path: Path
-    results: Any
-    counts: Any | None
-    samples: Path | None
-
-
-def _samples_path(folder: Path, meta: dict[str, Any]) -> Path | None:
-    """The folder's samples.jsonl, else the results' ``source_samples`` when it exists."""
-    from prorl_eval.runstore import SAMPLES_FILE
-
-    if (folder / SAMPLES_FILE).is_file():
-        return folder / SAMPLES_FILE
-    source = meta.get("source_samples")
-    if source and Path(source).is_file():
-        return Path(source)
-    return None
-
-
-def load_run(path: str | Path, label: str) -> LoadedRun:
-    """Read a run folder; UserError when it is not a folder or lacks results.json."""
-    from prorl_eval.analysis.inputs import load_counts
-    from prorl_eval.results import load_results
-    from prorl_eval.runstore import RESULTS_FILE
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise UserError(f"run folder {folder} does not exist; pass folders written by pass-at-k.")
-    if not (folder / RESULTS_FILE).is_file():
-        raise UserError(
-            f"run folder {folder} has no {RESULTS_FILE}; compute it with "
-            f"`prorl-eval pass-at-k --samples {folder}/samples.jsonl --out {folder}`."
-        )
-    results = load_results(folder)
-    samples = _samples_path(folder, results.attrs.get("run", {}))
-    counts = load_counts(samples) if samples is not None else None
-    return LoadedRun(label, folder, results, counts, samples)
 
 
 def _resolve_labels(
@@ -119,45 +88,13 @@ def _check_base(names: list[str], base_label: str | None) -> None:
         )
 
 
-def _consistency_notes(run: LoadedRun, k: int) -> list[str]:
-    """Notes where samples.jsonl and results.json disagree; the counts are then dropped."""
-    from prorl_eval.passk import pass_at_k
-
-    if run.counts is None:
-        return [
-            f"Run {run.label}: no samples.jsonl found, so it is left out of the figures "
-            "and its average rows have no CI."
-        ]
-    at_k = run.results[run.results["k"] == k].set_index("task")["pass_at_k"]
-    for task, expected in at_k.items():
-        rows = run.counts[run.counts["task"] == task]
-        if rows.empty or int(rows["n"].min()) < k:
-            got = "no samples"
-        else:
-            value = float(pass_at_k(rows["n"].to_numpy(), rows["c"].to_numpy(), k).mean())
-            if abs(value - float(expected)) <= 1e-9:
-                continue
-            got = f"pass@{k} {value:.4f} vs {float(expected):.4f}"
-        run.counts = None
-        return [
-            f"Run {run.label}: samples ({run.samples}) and results.json disagree on {task} "
-            f"({got}); the tables show results.json and the figures leave this run out. "
-            "Recompute results.json with `prorl-eval pass-at-k --samples`."
-        ]
-    return []
-
-
-def _save(fig: Any, folder: Path, name: str, title: str, caption: str) -> Any:
-    from prorl_eval.report.render import FigureInfo
-
-    path = folder / name
-    fig.savefig(path, dpi=FIGURE_DPI)
-    return FigureInfo(path=path, rel=f"figures/{name}", title=title, caption=caption)
-
-
-def curve_figures(runs: list[LoadedRun], folder: Path) -> list[Any]:
-    """pass@k curves per task and per domain of every run with counts."""
-    from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
+def curve_figures(
+    runs: list[LoadedRun], folder: Path, steps: dict[str, int] | None, ks: list[int]
+) -> list[Any]:
+    """pass@k curves per task and per domain of every run with counts; with training steps
+    (a sweep), also pass@k against step for the k of the tables."""
+    from prorl_eval.analysis.curves import passk_curves, plot_passk_by_step, plot_passk_curves
+    from prorl_eval.report.boundary import save_figure
     from prorl_eval.report.tables import domain_sort_key, report_order
 
     counts = {run.label: run.counts for run in runs if run.counts is not None}
@@ -171,8 +108,8 @@ def curve_figures(runs: list[LoadedRun], folder: Path) -> list[Any]:
             set(curves.loc[curves["scope"] == "domain", "group"]), key=domain_sort_key
         ),
     }
-    return [
-        _save(
+    figures = [
+        save_figure(
             plot_passk_curves(curves, scope, groups=order[scope]),
             folder,
             f"passk_curves_{scope}.png",
@@ -182,72 +119,105 @@ def curve_figures(runs: list[LoadedRun], folder: Path) -> list[Any]:
         )
         for scope in ("task", "domain")
     ]
-
-
-def boundary_figures(base: LoadedRun, rl: list[LoadedRun], folder: Path) -> tuple[list, list]:
-    """(figures, notes): the boundary bars and the base-pass@k vs RL-gain correlation."""
-    from prorl_eval.analysis.boundary import BASE_LABEL, compare_boundary, plot_boundary
-    from prorl_eval.analysis.correlation import correlate, correlation_points, plot_correlation
-
-    if base.counts is None or any(run.counts is None for run in rl):
-        return [], ["Boundary and correlation figures skipped: a run has no usable samples."]
-    k = min(int(run.counts["n"].min()) for run in [base, *rl])
-    report = compare_boundary(base.counts, {run.label: run.counts for run in rl}, k=k)
-    figures = [
-        _save(
-            plot_boundary(report.tasks, k),
-            folder,
-            "boundary.png",
-            "Reasoning boundary: base vs RL",
-            f"Per task: mean pass@1 (narrow bars) and pass@{k} (wide bars) of the base "
-            f"({base.label}, shown as '{BASE_LABEL}') and each RL run, on the problems all share.",
+    stepped = {label: step for label, step in (steps or {}).items() if label in counts}
+    if len(stepped) >= 2:
+        figures.append(
+            save_figure(
+                plot_passk_by_step(curves, stepped, ks, groups=order["task"]),
+                folder,
+                "passk_by_step.png",
+                "pass@k against training step",
+                f"Per task: pass@{' and pass@'.join(map(str, ks))} of the base (step 0) and each "
+                f"checkpoint against its training step ({band}).",
+            )
         )
-    ]
-    final = rl[-1].label
-    points = correlation_points(report.tasks[report.tasks["checkpoint"] == final])
-    try:
-        stats = correlate(points["base_pass_at_k"], points["gain_pass_at_k"])
-    except UserError as exc:
-        return figures, [f"Correlation figure skipped: {exc}"]
-    fig = plot_correlation(
-        points, "base_pass_at_k", "gain_pass_at_k", stats,
-        axis_labels=(f"base pass@{k}", f"{final} gain in pass@{k}"),
-    )  # fmt: skip
-    caption = (
-        f"One point per task: the base's pass@{k} against the gain of {final} over it in "
-        f"pass@{k}, with the least-squares line (ProRL: the weaker the base, the larger the gain)."
-    )
-    figures.append(_save(fig, folder, "correlation.png", "Base pass@k vs RL gain", caption))
-    return figures, []
+    return figures
 
 
-def build_report(runs: list[LoadedRun], k: int, base: str | None, figures_dir: Path) -> Any:
-    """Tables, figures and notes of loaded runs -> :class:`ReportData`."""
+def parse_report_ks(spec: Any, runs: list[LoadedRun], boundary: bool) -> list[int]:
+    """The k of each table set: ``--k`` as given, else 1 (and, with a base, the largest k every
+    run's results have)."""
+    from prorl_eval.results import parse_ks
+
+    if spec is not None:
+        ks = parse_ks(str(spec)) if str(spec).strip() else []
+        if not ks or min(ks) < 1:
+            raise UserError(f"--k must be >= 1 (got {spec}).")
+        return ks
+    if not boundary:
+        return [1]
+    shared = set.intersection(*(set(run.results["k"].astype(int)) for run in runs))
+    return sorted({1, max(shared)}) if shared else [1]
+
+
+def build_report(
+    runs: list[LoadedRun],
+    ks: list[int],
+    base: str | None,
+    figures_dir: Path,
+    *,
+    sweep: SweepInfo | None = None,
+    corpus: Path | None = None,
+    delta: float = 0.02,
+    growth_delta: float | None = None,
+    title: str = "",
+) -> Any:
+    """Tables, figures, sections and notes of loaded runs -> :class:`ReportData`."""
     from prorl_eval.report.render import ReportData
     from prorl_eval.report.tables import build_tables, cell_table
 
-    cells = cell_table({run.label: run.results for run in runs}, k)
-    notes = [note for run in runs for note in _consistency_notes(run, k)]
-    tables = build_tables(
-        cells,
-        counts={run.label: run.counts for run in runs},
-        bootstrap={r.label: r.results.attrs.get("run", {}).get("bootstrap", {}) for r in runs},
-    )
-    figures = curve_figures(runs, figures_dir)
+    notes = [note for run in runs for note in consistency_notes(run, ks[0])]
+    table_sets = []
+    for k in ks:
+        cells = cell_table({run.label: run.results for run in runs}, k)
+        tables = build_tables(
+            cells,
+            counts={run.label: run.counts for run in runs},
+            bootstrap={r.label: r.results.attrs.get("run", {}).get("bootstrap", {}) for r in runs},
+        )
+        table_sets.append((k, tuple(tables)))
+    figures = curve_figures(runs, figures_dir, sweep.steps if sweep else None, ks)
+    sections = []
     if base is not None:
-        base_run = next(run for run in runs if run.label == base)
-        rl = [run for run in runs if run is not base_run]
-        more, extra = boundary_figures(base_run, rl, figures_dir)
-        figures, notes = figures + more, notes + extra
+        sections, more = _boundary(runs, base, ks, figures_dir, sweep, corpus, delta, growth_delta)
+        notes += more
     return ReportData(
-        k=k,
+        k=ks[0],
         runs=tuple(_run_info(run) for run in runs),
-        tables=tuple(tables),
+        tables=table_sets[0][1],
+        more_tables=tuple(table_sets[1:]),
         figures=tuple(figures),
+        sections=tuple(sections),
         notes=tuple(notes),
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         base=base,
+        title=title,
     )
+
+
+def _boundary(runs, base, ks, figures_dir, sweep, corpus, delta, growth_delta):
+    """(sections, notes) of the boundary part, at the largest k of the tables."""
+    from prorl_eval.report.boundary import BoundaryInputs, boundary_sections
+
+    rl = [run for run in runs if run.label != base]
+    usable = [run for run in runs if run.counts is not None]
+    if len(usable) < len(runs):
+        return [], ["Boundary sections skipped: a run has no usable samples."]
+    k = min(max(ks), *(int(run.counts["n"].min()) for run in usable))
+    inputs = BoundaryInputs(
+        base=base,
+        checkpoints=tuple(run.label for run in rl),
+        counts={run.label: run.counts for run in runs},
+        samples={run.label: run.samples for run in runs},
+        k=k,
+        steps=sweep.steps if sweep else None,
+        training_run=sweep.training_run if sweep else None,
+        overlap=sweep.overlap if sweep else None,
+        corpus=corpus,
+        delta=delta,
+        growth_delta=growth_delta,
+    )
+    return boundary_sections(inputs, figures_dir), []
 
 
 def _run_info(run: LoadedRun) -> Any:
@@ -277,37 +247,82 @@ def report_command(
         typer.Option(help="Comma-separated column labels, one per RUN (default: folder names)."),
     ] = None,
     k: Annotated[
-        int, typer.Option(help="The k of pass@k in the tables; every run's results must have it.")
-    ] = 1,
+        str | None,
+        typer.Option(
+            help="The k of pass@k in the tables, comma-separated (default 1, and with a base "
+            "also the largest k every run has); every run's results must have them."
+        ),
+    ] = None,
     base: Annotated[
         str | None,
         typer.Option(
             help="Base model's run folder; the other runs are RL checkpoints in training order "
-            "(adds the boundary and correlation figures)."
+            "(adds the boundary sections). A sweep folder names its own base."
         ),
     ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="Corpus index (`prorl-eval creativity index-build`): adds creativity."),
+    ] = None,
+    delta: Annotated[
+        float, typer.Option(help="Regimes: smallest pass@k / pass@1 change that counts.")
+    ] = 0.02,
+    growth_delta: Annotated[
+        float | None, typer.Option(help="Regimes: growth that counts as sustained (--delta).")
+    ] = None,
+    title: Annotated[str, typer.Option(help="The report's heading.")] = "",
+    allow_problem_mismatch: Annotated[
+        bool,
+        typer.Option(
+            help="Go on (warning with counts) when runs record different problems for the same "
+            "task and problem id; by default that is an error."
+        ),
+    ] = False,
 ) -> None:
-    """Paper-style report of run folders: per-domain pass@k tables and figures (MD, HTML, LaTeX)."""
+    """Paper-style report of run folders or a sweep: pass@k tables, figures, the boundary."""
     from rich.console import Console
 
     from prorl_eval.jsonio import ensure_writable_dir
     from prorl_eval.report.render import write_report
 
-    if k < 1:
-        raise UserError(f"--k must be >= 1 (got {k}).")
-    paths, names, base_label = _resolve_labels(runs, labels, base)
+    sweep = expand_sweep(runs)
+    if sweep is not None:
+        paths, names, base_label, info = sweep
+        if base is not None or labels is not None:
+            raise UserError("a sweep folder names its own runs and base; drop --base/--labels.")
+    else:
+        paths, names, base_label = _resolve_labels(runs, labels, base)
+        info = None
     _check_base(names, base_label)
+    if corpus is not None and base_label is None:
+        raise UserError("--corpus adds the creativity of a boundary report; pass --base too.")
+    if delta < 0 or (growth_delta is not None and growth_delta < 0):
+        raise UserError(f"--delta and --growth-delta must be >= 0 (got {delta}, {growth_delta}).")
+    loaded = load_runs(paths, names, allow_problem_mismatch)
+    if base_label is not None:
+        check_comparable(loaded)
+    ks = parse_report_ks(k, loaded, base_label is not None)
     folder = ensure_writable_dir(out)
     figures_dir = ensure_writable_dir(folder / "figures")
-    loaded = [load_run(path, name) for path, name in zip(paths, names, strict=True)]
-    data = build_report(loaded, k, base_label, figures_dir)
+    heading = title or (f"Reasoning boundary of {info.training_run.name}" if info else "")
+    data = build_report(
+        loaded,
+        ks,
+        base_label,
+        figures_dir,
+        sweep=info,
+        corpus=corpus,
+        delta=delta,
+        growth_delta=growth_delta,
+        title=heading,
+    )
     written = write_report(data, folder)
     console = Console(stderr=True)
     for note in data.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     files = ", ".join(p.name for p in written.values())
     console.print(
-        f"report written to {folder}: {files} and {len(data.figures)} figure(s) in figures/",
+        f"report written to {folder}: {files} and {len(data.all_figures)} figure(s) in figures/",
         highlight=False,
         soft_wrap=True,
     )

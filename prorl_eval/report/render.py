@@ -30,6 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prorl_eval.analysis.inputs import display_name
+from prorl_eval.report.sections import (
+    SECTION_CSS,
+    SECTION_HTML,
+    FigureInfo,
+    Section,
+    latex_table,
+    markdown_escape,
+    markdown_section,
+)
 from prorl_eval.report.tables import AVERAGE_ROW, DomainTable
 
 __all__ = [
@@ -71,16 +80,6 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class FigureInfo:
-    """A PNG written under the report folder: ``rel`` is its path relative to the report."""
-
-    path: Path
-    rel: str
-    title: str
-    caption: str
-
-
-@dataclass(frozen=True)
 class ReportData:
     """Everything the writers show; see the module doc."""
 
@@ -92,10 +91,21 @@ class ReportData:
     generated: str = ""
     base: str | None = None
     title: str = field(default="")
+    more_tables: tuple[tuple[int, tuple[DomainTable, ...]], ...] = ()  # tables at other ks
+    sections: tuple[Section, ...] = ()  # the boundary sections, after the figures
 
     @property
     def heading(self) -> str:
         return self.title or f"pass@{self.k} report"
+
+    @property
+    def table_sets(self) -> tuple[tuple[int, tuple[DomainTable, ...]], ...]:
+        """(k, domain tables) for every k, the first one first."""
+        return ((self.k, self.tables), *self.more_tables)
+
+    @property
+    def all_figures(self) -> tuple[FigureInfo, ...]:
+        return self.figures + tuple(fig for s in self.sections for fig in s.figures)
 
 
 def domain_title(domain: str) -> str:
@@ -153,19 +163,6 @@ def _table_notes(table: DomainTable) -> list[str]:
 # ------------------------------------------------------------------------------ Markdown
 
 
-_MD_SPECIAL = re.compile(r"([\\|*`\[\]<>])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def markdown_escape(text: str) -> str:
-    r"""Escape Markdown syntax in a name; underscores inside words are left alone (GFM).
-
-    Example:
-        >>> markdown_escape("gym:basic_arithmetic|x*_y_")
-        'gym:basic_arithmetic\\|x\\*\\_y\\_'
-    """
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
-
-
 def _md_table(table: DomainTable) -> list[str]:
     head = ["Benchmark", "Problems", *(markdown_escape(r) for r in table.runs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
@@ -199,16 +196,19 @@ def render_markdown(data: ReportData) -> str:
     out = [f"# {markdown_escape(data.heading)}", ""]
     if data.generated:
         out += [f"Generated {data.generated} by `prorl-eval report`.", ""]
-    out += ["## Runs", "", *_md_runs(data), "", f"## pass@{data.k} by domain", ""]
-    out += [_caption(data.k), ""]
-    for table in data.tables:
-        out += [f"### {domain_title(table.domain)}", "", *_md_table(table), ""]
-        out += [f"_{note}_" for note in _table_notes(table)]
-        out += [""] if _table_notes(table) else []
+    out += ["## Runs", "", *_md_runs(data), ""]
+    for k, tables in data.table_sets:
+        out += [f"## pass@{k} by domain", "", _caption(k), ""]
+        for table in tables:
+            out += [f"### {domain_title(table.domain)}", "", *_md_table(table), ""]
+            out += [f"_{note}_" for note in _table_notes(table)]
+            out += [""] if _table_notes(table) else []
     if data.figures:
         out += ["## Figures", ""]
         for fig in data.figures:
             out += [f"### {fig.title}", "", f"![{fig.title}]({fig.rel})", "", fig.caption, ""]
+    for section in data.sections:
+        out += markdown_section(section)
     if data.notes:
         out += ["## Notes", "", *(f"- {note}" for note in data.notes), ""]
     return "\n".join(out).rstrip() + "\n"
@@ -235,7 +235,9 @@ figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto;
        border: 1px solid #ddd; }
 """
 
-_HTML = """<!DOCTYPE html>
+_HTML = (
+    SECTION_HTML
+    + """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -257,9 +259,10 @@ _HTML = """<!DOCTYPE html>
 <td>{{ run.ks | join(", ") }}</td><td>{{ run.num_tasks }}</td></tr>
 {% endfor %}</tbody>
 </table>
-<h2>pass@{{ data.k }} by domain</h2>
-<p class="caption">{{ caption }}</p>
-{% for t in tables %}
+{% for set in table_sets %}
+<h2>pass@{{ set.k }} by domain</h2>
+<p class="caption">{{ set.caption }}</p>
+{% for t in set.tables %}
 <h3>{{ t.title }}</h3>
 <table class="results" data-domain="{{ t.domain }}">
 <thead><tr><th>Benchmark</th><th>Problems</th>{% for run in t.runs %}<th>{{ run }}</th>
@@ -272,6 +275,7 @@ _HTML = """<!DOCTYPE html>
 </table>
 {% for note in t.notes %}<p class="note">{{ note }}</p>{% endfor %}
 {% endfor %}
+{% endfor %}
 {% if figures %}<h2>Figures</h2>
 {% for fig in figures %}<figure>
 <h3>{{ fig.title }}</h3>
@@ -279,11 +283,13 @@ _HTML = """<!DOCTYPE html>
 <figcaption>{{ fig.caption }}</figcaption>
 </figure>
 {% endfor %}{% endif %}
+{% for s in data.sections %}{{ render_section(s) }}{% endfor %}
 {% if data.notes %}<h2>Notes</h2>
 <ul>{% for note in data.notes %}<li>{{ note }}</li>{% endfor %}</ul>{% endif %}
 </body>
 </html>
 """
+)
 
 
 def render_html(data: ReportData) -> str:
@@ -291,15 +297,22 @@ def render_html(data: ReportData) -> str:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    tables = [
+    table_sets = [
         {
-            "title": domain_title(t.domain),
-            "domain": t.domain,
-            "runs": t.runs,
-            "rows": _rows(t),
-            "notes": _table_notes(t),
+            "k": k,
+            "caption": _caption(k),
+            "tables": [
+                {
+                    "title": domain_title(t.domain),
+                    "domain": t.domain,
+                    "runs": t.runs,
+                    "rows": _rows(t),
+                    "notes": _table_notes(t),
+                }
+                for t in tables
+            ],
         }
-        for t in data.tables
+        for k, tables in data.table_sets
     ]
     figures = [
         {
@@ -311,10 +324,10 @@ def render_html(data: ReportData) -> str:
     ]
     return env.from_string(_HTML).render(
         data=data,
-        css=_CSS.strip(),
-        caption=_caption(data.k),
-        tables=tables,
+        css=(_CSS + SECTION_CSS).strip(),
+        table_sets=table_sets,
         figures=figures,
+        b64=lambda path: base64.b64encode(Path(path).read_bytes()).decode("ascii"),
         missing=MISSING,
         run_name=_run_name,
     )
@@ -383,9 +396,27 @@ def render_latex(data: ReportData) -> str:
         "% Needs \\usepackage{booktabs}.",
         "",
     ]
-    for table in data.tables:
-        out += [*_latex_table(table, data.k), ""]
+    for k, tables in data.table_sets:
+        for table in tables:
+            out += [*_latex_table(table, k), ""]
+    for section in data.sections:
+        for i, table in enumerate(t for t in section.tables if t.latex):
+            label = re.sub(r"[^A-Za-z0-9]+", "-", f"{section.title}-{i}").strip("-").lower()
+            out += [*latex_table(table, label, _latex_text), ""]
     return "\n".join(out)
+
+
+def _latex_text(text: str) -> str:
+    """Escaped text for a LaTeX table cell (± and → as math)."""
+    return (
+        latex_escape(text)
+        .replace("±", "$\\pm$")
+        .replace("→", "$\\to$")
+        .replace("δ", "$\\delta$")
+        .replace("γ", "$\\gamma$")
+        .replace("ρ", "$\\rho$")
+        .replace("−", "-")
+    )
 
 
 def write_report(data: ReportData, folder: str | Path) -> dict[str, Path]:
