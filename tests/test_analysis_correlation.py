@@ -167,4 +167,4 @@ def test_plot_labels_every_point_and_draws_the_fit():
     fit = next(line for line in ax.lines if line.get_label() == "fit")
     xs, ys = fit.get_xdata(), fit.get_ydata()
     assert ys == pytest.approx(stats["slope"] * xs + stats["intercept"])
-    assert ax.get_xlabel() == "base pass@128" and "Pearson r=" in ax.get_title()
+    assert ax.get_xlabel() == "base pass@128" and "Pearson r=" in fig.get_suptitle()

@@ -347,7 +347,7 @@ def plot_boundary(tasks: Any, k: int) -> Any:
         series.append((label, part["rl_pass_at_1"], part["rl_pass_at_k"]))
     width = 0.8 / len(series)
     x = np.arange(len(names))
-    fig = Figure(figsize=(max(6.0, 1.2 * len(names) + 2.5), 4.5), layout="constrained")
+    fig = Figure(figsize=(max(7.0, 1.3 * len(names) + 3.0), 5.0), layout="constrained")
     ax = fig.subplots()
     for i, (label, p1, pk) in enumerate(series):
         pos = x - 0.4 + width * (i + 0.5)
@@ -356,7 +356,9 @@ def plot_boundary(tasks: Any, k: int) -> Any:
     ax.set_xticks(x, [display_name(n) for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean over problems")
-    ax.set_title(f"Reasoning boundary: pass@1 (narrow bars) and pass@{k} (wide bars)")
-    fig.legend(fontsize=7, loc="outside right upper")
+    # The title goes on the figure and the legend below the axes, so neither can cover or clip
+    # the other whatever the number of tasks and checkpoints.
+    fig.suptitle(f"Reasoning boundary: pass@1 (narrow bars) and pass@{k} (wide bars)")
+    fig.legend(fontsize=7, loc="outside lower center", ncols=min(len(series), 4))
     ax.grid(axis="y", alpha=0.3)
     return fig

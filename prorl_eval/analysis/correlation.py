@@ -216,17 +216,20 @@ def plot_correlation(
     from matplotlib.figure import Figure
 
     data = points[[label, x, y]].dropna()
-    fig = Figure(figsize=(6.0, 4.6), layout="constrained")
+    fig = Figure(figsize=(6.5, 4.8), layout="constrained")
     ax = fig.subplots()
     ax.scatter(data[x], data[y], color="C0", zorder=3)
+    # Tasks at the same point share one label, so labels never print over each other.
+    at: dict[tuple[float, float], list[str]] = {}
     for _, row in data.iterrows():
-        ax.annotate(
-            display_name(str(row[label])),
-            (row[x], row[y]),
-            fontsize=7,
-            xytext=(3, 3),
-            textcoords="offset points",
+        at.setdefault((round(row[x], 6), round(row[y], 6)), []).append(
+            display_name(str(row[label]))
         )
+    for (px, py), names in at.items():
+        ax.annotate(
+            ", ".join(names), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    ax.margins(x=0.35, y=0.15)  # room for the labels of the outermost points
     grid = np.linspace(float(data[x].min()), float(data[x].max()), 50)
     ax.plot(grid, stats["slope"] * grid + stats["intercept"], color="C3", lw=1.5, label="fit")
     ax.axhline(0.0, color="grey", lw=0.6)
@@ -234,7 +237,7 @@ def plot_correlation(
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     low, high = stats["pearson_r_ci"]
-    ax.set_title(
+    fig.suptitle(
         f"Pearson r={stats['pearson_r']:.2f} [{low:.2f}, {high:.2f}] (p={stats['pearson_p']:.3g}), "
         f"Spearman ρ={stats['spearman_rho']:.2f} (p={stats['spearman_p']:.3g})",
         fontsize=9,
