@@ -72,12 +72,8 @@ def test_without_the_pinned_seed_these_datasets_do_differ():
     assert len(differs) >= 3, differs
 
 
-def _flag() -> int:
-    return sys.flags.hash_randomization
-
-
 def test_calls_run_under_the_fixed_seed_and_later_children_inherit_it():
-    assert call_with_fixed_hash_seed(_flag) == 0
+    assert call_with_fixed_hash_seed(hash_seed_is_fixed) is True
     assert os.environ["PYTHONHASHSEED"] == "0"
     child = subprocess.run(
         [sys.executable, "-c", "import sys; print(sys.flags.hash_randomization)"],
@@ -87,6 +83,34 @@ def test_calls_run_under_the_fixed_seed_and_later_children_inherit_it():
     )
     assert child.stdout.strip() == "0"
     assert hash_seed_is_fixed() == (sys.flags.hash_randomization == 0)
+
+
+def test_the_helper_raises_the_callees_errors_here():
+    from prorl_eval.errors import UserError
+    from prorl_eval.tasks.gym import generate_entries
+
+    if hash_seed_is_fixed():
+        pytest.skip("this process has the fixed seed: no helper")
+    with pytest.raises(UserError, match="rejects the settings"):
+        call_with_fixed_hash_seed(generate_entries, "basic_arithmetic", 2, 0, (("min_terms", 9),))
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """The helper is a subprocess, not a multiprocessing child: it never re-runs the caller's
+    script (a spawned child would import it as __mp_main__ and run its top level again)."""
+    marker = tmp_path / "ran"
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        f"with open({str(marker)!r}, 'a') as fh:\n    fh.write('x')\n"
+        "from prorl_eval.tasks.registry import TaskOptions, build_task\n"
+        "print(len(build_task('gym:word_ladder', TaskOptions(limit=2)).load()))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "5"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "2"
+    assert marker.read_text() == "x"
 
 
 def test_generation_leaves_the_callers_random_streams_alone():

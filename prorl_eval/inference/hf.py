@@ -133,8 +133,13 @@ def generate_left_padded(
     """`model.generate` on one batch of prompts (token ids), left-padded so every row's new
     tokens start at the same position; sampled under `torch.manual_seed(seed)` (greedy at
     temperature 0, plain temperature / top-p otherwise: no top-k). Each row's new tokens, up to
-    the batch's longest (an EOS and the padding after it included)."""
+    the batch's longest (an EOS and the padding after it included).
+
+    Rows repeating a prompt (the n samples of a request) share its prefill
+    (`prefix.prefilled_cache`): each distinct prompt runs once."""
     import torch
+
+    from prorl_eval.inference.prefix import prefilled_cache
 
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
@@ -145,11 +150,15 @@ def generate_left_padded(
     kwargs: dict[str, Any] = {"do_sample": sampling.temperature > 0}
     if sampling.temperature > 0:
         kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    input_ids, attention = input_ids.to(model.device), attention.to(model.device)
     torch.manual_seed(seed)
     with torch.inference_mode():
+        cache = prefilled_cache(model, input_ids, attention, rows)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
         out = model.generate(
-            input_ids=input_ids.to(model.device),
-            attention_mask=attention.to(model.device),
+            input_ids=input_ids,
+            attention_mask=attention,
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=pad_id,
             eos_token_id=sorted(eos_ids),
