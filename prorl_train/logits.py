@@ -68,19 +68,12 @@ def prompt_cache(model: Any) -> Any | None:
     off) or when a layer keeps anything but the plain full-attention cache (sliding-window,
     hybrid or recurrent layers, which `reorder_cache` plus a tail forward may not reproduce).
     """
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
+    from prorl_eval.inference.prefix import shareable_cache
 
     hf = unwrap(model)
     if hf.training and getattr(hf, "is_gradient_checkpointing", False):
         return None
-    try:
-        cache = DynamicCache(config=hf.config)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
-        return None
-    return cache
+    return shareable_cache(hf)
 
 
 def distinct_prompts(input_ids_BL: Tensor, attention_BL: Tensor, width_p: int) -> Tensor:

@@ -82,3 +82,40 @@ def test_embedded_model_answers_with_its_chat_template(embedded_model_path):
         SamplingConfig(temperature=0.0, max_new_tokens=24),
     )
     assert "Paris" in out[0][0].text
+
+
+def test_repeated_prompts_share_one_prefill_and_give_the_same_tokens(tiny, monkeypatch):
+    """Each distinct prompt runs once; the n rows continue from copies of its cache and sample
+    exactly what full per-row prefills give (greedy and seeded sampling)."""
+    import torch
+
+    from prorl_eval.inference import hf, prefix
+
+    tok = tiny.tokenizer
+    sampling = SamplingConfig(max_new_tokens=10)
+    prompts = [render_prompt(tok, text, sampling) for text in ("What is 2 + 2?", "Hi", "A b c d")]
+    rows = [prompts[0]] * 4 + [prompts[1]] * 3 + [prompts[2]]
+    seen_rows = []
+    hook = tiny.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: seen_rows.append(tuple(args[0].shape))
+    )
+    try:
+        outputs = {}
+        for mode in ("shared", "full"):
+            if mode == "full":
+                monkeypatch.setattr(prefix, "prefilled_cache", lambda *a, **k: None)
+            seen_rows.clear()
+            for temperature in (0.0, 1.0):
+                config = SamplingConfig(temperature=temperature, top_p=1.0, max_new_tokens=10)
+                outputs[mode, temperature] = hf.generate_left_padded(
+                    tiny.model, rows, config, 7, tiny.pad_id, tiny.eos_ids
+                )
+            outputs[mode, "first forward"] = seen_rows[0]
+    finally:
+        hook.remove()
+    width = max(len(r) for r in rows)
+    assert outputs["shared", "first forward"] == (3, width - 1)  # 3 distinct prompts, once each
+    assert outputs["full", "first forward"] == (len(rows), width)
+    assert outputs["shared", 0.0] == outputs["full", 0.0]
+    assert outputs["shared", 1.0] == outputs["full", 1.0]
+    assert torch.tensor(outputs["shared", 1.0]).shape[0] == len(rows)
