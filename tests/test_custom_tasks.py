@@ -236,3 +236,15 @@ def test_registry_description():
     (entry,) = CUSTOM_TASKS.values()
     for name in ("exact", "contains", "regex", "math", "multiple_choice", "letter"):
         assert name in entry["verifier"] and name in VERIFIERS
+
+
+def test_a_custom_task_can_name_its_domain(tmp_path):
+    from prorl_eval.tasks.registry import TaskOptions, build_task
+
+    data = tmp_path / "sums.jsonl"
+    data.write_text('{"q": "What is 1 + 1?", "a": "2"}\n')
+    task = build_task(f"custom:{data}?prompt=q&answer=a&domain=math", TaskOptions())
+    assert task.domain == "math" and task.describe()["domain"] == "math"
+    assert build_task(f"custom:{data}?prompt=q&answer=a", TaskOptions()).domain == "custom"
+    with pytest.raises(UserError, match="domain must be a lowercase name"):
+        build_task(f"custom:{data}?prompt=q&answer=a&domain=Math Tasks", TaskOptions())

@@ -177,3 +177,15 @@ def test_sweep_refusals(sweep, tmp_path, extra, fragment):
     with pytest.raises(UserError, match=re.escape(fragment)):
         report_command(runs, tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_tables_group_tasks_by_the_domain_their_runs_recorded(sweep, tmp_path):
+    for label in COUNTS:
+        path = sweep / label / "run.json"
+        manifest = json.loads(path.read_text())
+        manifest["tasks"][CUSTOM] = {"name": CUSTOM, "domain": "math"}
+        path.write_text(json.dumps(manifest))
+    report_command([str(sweep)], tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    math = md[md.index("### Math") : md.index("### Logic puzzles")]
+    assert "custom:capitals" in math and "gym:a" not in math

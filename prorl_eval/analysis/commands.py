@@ -170,14 +170,14 @@ def curves_command(
 ) -> None:
     """pass@k for every k = 1..n per task, domain and overall, with bootstrap bands and plots."""
     from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
-    from prorl_eval.analysis.inputs import run_labels
+    from prorl_eval.analysis.inputs import recorded_domains, run_labels
     from prorl_eval.jsonio import ensure_writable_dir
 
     _check_bootstrap(bootstrap, level)
     if max_k is not None and max_k < 1:
         raise UserError(f"--max-k must be >= 1 (got {max_k}).")
     names = run_labels(runs, labels)
-    domain_map = _read_domains(domains)
+    domain_map = {**recorded_domains(runs), **(_read_domains(domains) or {})}
     folder = ensure_writable_dir(out)
     counts = _load_runs(runs, names, allow_problem_mismatch)
     curves = passk_curves(

@@ -124,6 +124,27 @@ def _counts_of(samples: Any, path: str | Path) -> Any:
     return problem_counts(samples)
 
 
+def recorded_domains(paths: Sequence[str | Path]) -> dict[str, str]:
+    """``{task: domain}`` as the runs' run.json recorded them (a run folder, or the folder of a
+    run's samples.jsonl); tasks of runs without run.json fall back to the name-based defaults.
+
+    A custom task's ``domain=`` option and every registry task's own domain reach the analyses
+    this way, without a table kept here."""
+    from prorl_eval.jsonio import read_json
+    from prorl_eval.runstore import MANIFEST_FILE
+
+    found: dict[str, str] = {}
+    for path in paths:
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        if not (folder / MANIFEST_FILE).is_file():
+            continue
+        tasks = read_json(folder / MANIFEST_FILE, "run manifest").get("tasks", {})
+        for name, described in tasks.items():
+            if isinstance(described, dict) and isinstance(described.get("domain"), str):
+                found[str(name)] = described["domain"]
+    return found
+
+
 def default_label(path: str | Path) -> str:
     """A run's display name: the folder's name, or the file's stem (its folder's name for a run
     folder's samples.jsonl)."""

@@ -89,7 +89,11 @@ def _check_base(names: list[str], base_label: str | None) -> None:
 
 
 def curve_figures(
-    runs: list[LoadedRun], folder: Path, steps: dict[str, int] | None, ks: list[int]
+    runs: list[LoadedRun],
+    folder: Path,
+    steps: dict[str, int] | None,
+    ks: list[int],
+    domains: dict[str, str] | None = None,
 ) -> list[Any]:
     """pass@k curves per task and per domain of every run with counts; with training steps
     (a sweep), also pass@k against step for the k of the tables."""
@@ -100,10 +104,10 @@ def curve_figures(
     counts = {run.label: run.counts for run in runs if run.counts is not None}
     if not counts:
         return []
-    curves = passk_curves(counts)
+    curves = passk_curves(counts, domains=domains)
     band = "shaded: 95% bootstrap CI over problems"
     order = {
-        "task": report_order(curves.loc[curves["scope"] == "task", "group"]),
+        "task": report_order(curves.loc[curves["scope"] == "task", "group"], domains),
         "domain": sorted(
             set(curves.loc[curves["scope"] == "domain", "group"]), key=domain_sort_key
         ),
@@ -163,20 +167,22 @@ def build_report(
     title: str = "",
 ) -> Any:
     """Tables, figures, sections and notes of loaded runs -> :class:`ReportData`."""
+    from prorl_eval.analysis.inputs import recorded_domains
     from prorl_eval.report.render import ReportData
     from prorl_eval.report.tables import build_tables, cell_table
 
     notes = [note for run in runs for note in consistency_notes(run, ks[0])]
+    domains = recorded_domains([run.path for run in runs])
     table_sets = []
     for k in ks:
-        cells = cell_table({run.label: run.results for run in runs}, k)
+        cells = cell_table({run.label: run.results for run in runs}, k, domains=domains)
         tables = build_tables(
             cells,
             counts={run.label: run.counts for run in runs},
             bootstrap={r.label: r.results.attrs.get("run", {}).get("bootstrap", {}) for r in runs},
         )
         table_sets.append((k, tuple(tables)))
-    figures = curve_figures(runs, figures_dir, sweep.steps if sweep else None, ks)
+    figures = curve_figures(runs, figures_dir, sweep.steps if sweep else None, ks, domains)
     sections = []
     if base is not None:
         sections, more = _boundary(runs, base, ks, figures_dir, sweep, corpus, delta, growth_delta)

@@ -5,6 +5,7 @@ Syntax (one `--tasks` entry; values may be %-encoded, keys are listed in `CUSTOM
 
     custom:<source>?prompt=<column>&answer=<column>[&verifier=<name>][&id=<column>]
                     [&split=<split>][&config=<hub config>][&choices=<N>][&instruction=none|<text>]
+                    [&domain=<domain>]
 
 - `<source>` is a local file when it ends in `.jsonl`, `.json` (a list of objects) or `.csv`,
   otherwise a hub dataset id (`owner/name`, loaded lazily with `datasets`; `split` defaults to
@@ -18,6 +19,8 @@ Syntax (one `--tasks` entry; values may be %-encoded, keys are listed in `CUSTOM
   and the response's answer letter is extracted as for GPQA.
 - `instruction`: by default the verifier's answer-format instruction is appended to the prompt;
   `instruction=none` sends the prompt as is, any other text is appended instead.
+- `domain` (default `custom`): the domain the task is reported under (`math`, `logic`, ...), so
+  your own sets join the benchmarks of their field in tables and domain averages.
 - The gold may be a list (any element counts) for `exact` and `contains`.
 - `<think>` traces are removed before every check. A gold column value of `null` is refused.
 - The task name is `custom:` + the argument as typed; the version records the verifier and the
@@ -64,6 +67,7 @@ class CustomConfig:
     config: str | None = None  # hub config name
     choices: int = 4  # number of options for multiple_choice/letter
     instruction: str | None = None  # None: the verifier's default; "none": nothing appended
+    domain: str = "custom"  # the domain reported in tables and averages
     limit: int | None = None  # at most this many problems (from --limit)
 
     @property
@@ -89,6 +93,10 @@ class CustomConfig:
             raise UserError(f"custom task: choices must be between 2 and 26 (got {self.choices}).")
         if self.limit is not None and self.limit <= 0:
             raise UserError("custom task would have no problems: --limit must be > 0.")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", self.domain):
+            raise UserError(
+                f"custom task: domain must be a lowercase name such as math (got {self.domain!r})."
+            )
         if self.verifier == "math":
             _math_verifier()
         if columns is not None:
@@ -96,7 +104,17 @@ class CustomConfig:
             check_columns(columns, needed, f"custom task {self.source}")
 
 
-CUSTOM_KEYS = ("prompt", "answer", "verifier", "id", "split", "config", "choices", "instruction")
+CUSTOM_KEYS = (
+    "prompt",
+    "answer",
+    "verifier",
+    "id",
+    "split",
+    "config",
+    "choices",
+    "instruction",
+    "domain",
+)
 
 
 def parse_custom_argument(argument: str, limit: int | None = None) -> CustomConfig:
@@ -275,6 +293,7 @@ class CustomTask(Task):
         config.validate()
         self.name = name
         self.config = config
+        self.domain = config.domain
         self._verifier = VERIFIERS[config.verifier]
         if config.is_local:
             digest = hashlib.sha256(Path(config.source).expanduser().read_bytes()).hexdigest()
