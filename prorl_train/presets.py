@@ -128,7 +128,56 @@ CPU_SMOKE: dict[str, Any] = {
     "resets": {"every": 8},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"prorl-paper": PRORL_PAPER, "cpu-smoke": CPU_SMOKE}
+# The gym task of the miniature: a ± b with one-digit numbers (procedural: trains on data seed 2).
+MINI_CHAIN_SUM = "gym:chain_sum?max_digits=1&max_terms=2"
+
+
+def miniature_tasks(split: str) -> list[str]:
+    """The `prorl-mini` recipe's four tasks: the starter sets' `train` or `eval` split and the
+    gym task (one name for both: its training problems come from another data seed)."""
+    suffix = "-train" if split == "train" else ""
+    return [
+        *(f"starter:{name}{suffix}" for name in ("capitals", "sums", "products")),
+        MINI_CHAIN_SUM,
+    ]
+
+
+PRORL_MINI: dict[str, Any] = {
+    "steps": 40,
+    "batch_size": 8,
+    "save_every": 5,
+    "keep_last": 1,
+    "keep_every": 20,
+    "tensorboard": False,
+    "model": {"name": "smollm2-135m-instruct", "dtype": "float32", "device": "cpu"},
+    "data": {"mix": dict.fromkeys(miniature_tasks("train"), 0.25), "limit": 400},
+    "rollout": {
+        "n": 8,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "length_schedule": [[1, 24]],
+        "overlong": "keep",
+        "dynamic_sampling": True,
+        "max_extra_rounds": 1,
+        "generate_batch_size": 64,
+    },
+    "loss": {
+        "clip_low": 0.2,
+        "clip_high": 0.4,
+        "kl_beta": 1e-4,
+        "mini_batch_size": 4,
+        "micro_batch_size": 32,
+    },
+    "optim": {"lr": 2e-5, "grad_clip": 1.0},
+    "val": {"every": 5, "limit": 8, "n": 1, "temperature": 0.0},
+    "resets": {"every": 20},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "prorl-paper": PRORL_PAPER,
+    "cpu-smoke": CPU_SMOKE,
+    "prorl-mini": PRORL_MINI,
+}
 
 
 def preset_dict(name: str) -> dict[str, Any]:

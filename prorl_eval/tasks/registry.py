@@ -26,7 +26,9 @@ from pathlib import Path
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Task
 
-DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
+# The README's first command: the starter sets, on which the embedded model is sometimes right.
+DEFAULT_TASKS = "starter"
+GYM_DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ def _custom(argument: str, options: TaskOptions) -> Task:
     return build_custom_task(argument, options)
 
 
+def _starter(argument: str, options: TaskOptions) -> Task:
+    from prorl_eval.tasks.starter import build_starter_task
+
+    return build_starter_task(argument, options)
+
+
 def _stdio(argument: str, options: TaskOptions) -> Task:
     from prorl_eval.tasks.code_stdio import build_stdio_task
 
@@ -110,6 +118,13 @@ FAMILIES: dict[str, Family] = {
         "sandbox: stdin/stdout (fraction of tests passed)",
         "code:<hub id, e.g. codeparrot/apps> or code:<file.jsonl[.gz]>",
         _stdio,
+    ),
+    "starter": Family(
+        "starter",
+        "knowledge / math",
+        "contains | math | exact",
+        "starter:<capitals|sums|products>[-train] (held-out split; -train: the training split)",
+        _starter,
     ),
     "custom": Family(
         "custom",
@@ -181,8 +196,10 @@ def _gym_suites() -> dict[str, tuple[str, ...]]:
 def suites() -> dict[str, tuple[str, ...]]:
     """Suite name → the task names it expands to."""
     from prorl_eval.tasks import code, math_tasks, stem
+    from prorl_eval.tasks.starter import STARTER_SETS
 
-    table: dict[str, tuple[str, ...]] = {"gym-default": tuple(DEFAULT_TASKS.split(","))}
+    table: dict[str, tuple[str, ...]] = {"gym-default": tuple(GYM_DEFAULT_TASKS.split(","))}
+    table["starter"] = tuple(f"starter:{name}" for name in STARTER_SETS)
     table["math"] = tuple(math_tasks.MATH_TASKS)
     table["code"] = tuple(code.CODE_TASKS)
     table["stem"] = tuple(stem.STEM_TASKS)
@@ -201,8 +218,21 @@ def suites() -> dict[str, tuple[str, ...]]:
 def catalogue() -> list[TaskEntry]:
     """Every concrete task, for `prorl-eval tasks`."""
     from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, gym_dataset_names
+    from prorl_eval.tasks.starter import STARTER_SETS, build_starter_task
 
     entries = list(named_tasks().values())
+    for name, spec in STARTER_SETS.items():
+        for suffix, size in (("", "16"), ("-train", "train split")):
+            entries.append(
+                TaskEntry(
+                    f"starter:{name}{suffix}",
+                    spec["domain"],
+                    spec["verifier"],
+                    "prorl starter set (bundled)",
+                    size,
+                    lambda options, a=f"{name}{suffix}": build_starter_task(a, options),
+                )
+            )
     gym = FAMILIES["gym"]
     for dataset in gym_dataset_names():
         entries.append(

@@ -1,0 +1,60 @@
+"""Starter sets: three small question sets the embedded 135M model partly knows.
+
+`starter:capitals`, `starter:sums` and `starter:products` are the held-out evaluation splits (16
+questions each) of sets shipped with prorl (`tasks/starter_data/`, written by
+`scripts/make_miniature_data.py`); `starter:<set>-train` are the training splits, with no question
+in common. They are ordinary custom tasks (`prorl_eval.tasks.custom`) under short, stable names, so
+run folders made on different machines name them alike:
+
+| set | questions (train / eval) | verifier | domain | the base model |
+|---|---|---|---|---|
+| capitals | "What is the capital city of France?" (44 / 16) | contains | knowledge | mostly right |
+| sums | "What is 7 + 12?" (384 / 16) | math (math-verify) | math | sometimes right |
+| products | "What is 7 times 8?" (105 / 16) | exact, "Answer: <answer>" | math | rarely right |
+
+The README's first command evaluates them (the suite `starter`), and the `prorl-mini` training
+recipe trains on the `-train` splits and evaluates on the others.
+
+Example:
+    >>> sorted(STARTER_SETS)
+    ['capitals', 'products', 'sums']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "starter_data"
+STARTER_SETS: dict[str, dict[str, str]] = {
+    "capitals": {"options": "verifier=contains", "domain": "knowledge", "verifier": "contains"},
+    "sums": {"options": "verifier=math&instruction=none", "domain": "math", "verifier": "math"},
+    "products": {"options": "verifier=exact", "domain": "math", "verifier": "exact (Answer: ...)"},
+}
+
+
+def starter_names() -> list[str]:
+    """Every starter task name: the evaluation splits, then the training splits."""
+    return [*(f"starter:{s}" for s in STARTER_SETS), *(f"starter:{s}-train" for s in STARTER_SETS)]
+
+
+def build_starter_task(argument: str, options: Any) -> Any:
+    """Registry builder for `starter:<set>` / `starter:<set>-train` (`options`: TaskOptions)."""
+    from prorl_eval.errors import UserError
+    from prorl_eval.tasks.custom import CustomTask, parse_custom_argument
+
+    name, dash, split = argument.partition("-")
+    if name not in STARTER_SETS or (dash and split != "train"):
+        raise UserError(
+            f"unknown starter task 'starter:{argument}'; choose one of "
+            f"{', '.join(starter_names())}."
+        )
+    spec = STARTER_SETS[name]
+    path = DATA / f"{name}_{'train' if dash else 'eval'}.jsonl"
+    config = parse_custom_argument(
+        f"{path}?prompt=question&answer=answer&id=id&{spec['options']}&domain={spec['domain']}",
+        limit=options.limit,
+    )
+    task = CustomTask(f"starter:{argument}", config)
+    task.source = f"prorl starter set ({path.name})"
+    return task
