@@ -120,34 +120,8 @@ def pass_at_k_command(
         ks = tuple(parse_ks(k)) if k else None
         results = _recompute(samples, ks, out, bootstrap, allow_problem_mismatch)
     else:
-        config = opt.make_eval_config(
-            out,
-            model,
-            k,
-            tasks=tasks,
-            n=n,
-            limit=limit,
-            data_seed=data_seed,
-            data_dir=data_dir,
-            score_workers=score_workers,
-            backend=backend,
-            tensor_parallel_size=tensor_parallel_size,
-            data_parallel_size=data_parallel_size,
-            base_url=base_url,
-            served_model=served_model,
-            api_key=api_key,
-            concurrency=concurrency,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            chat_template=chat_template,
-            system_prompt=system_prompt,
-            batch_size=batch_size,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            bootstrap=bootstrap,
-        )
+        options = opt.pick(locals(), opt.SHARED + opt.OPENAI)
+        config = opt.make_eval_config(out, model, k, **options)
         results = opt.run_with_progress(config, err_console)
     print_results_table(results, out_console)
     for name, reason in results.get("skipped_tasks", {}).items():

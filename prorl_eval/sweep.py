@@ -314,30 +314,7 @@ def sweep_command(
             raise UserError(f"{run}/config.yaml names no model; pass --base MODEL.")
     if poll <= 0:
         raise UserError(f"--poll must be positive (got {poll}).")
-    config = opt.make_eval_config(
-        out,
-        base,
-        k,
-        tasks=tasks,
-        n=n,
-        limit=limit,
-        data_seed=data_seed,
-        data_dir=data_dir,
-        score_workers=score_workers,
-        backend=backend,
-        tensor_parallel_size=tensor_parallel_size,
-        data_parallel_size=data_parallel_size,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        chat_template=chat_template,
-        system_prompt=system_prompt,
-        batch_size=batch_size,
-        dtype=dtype,
-        max_model_len=max_model_len,
-        bootstrap=bootstrap,
-    )
+    config = opt.make_eval_config(out, base, k, **opt.pick(locals()))
     config.validate()
     sweep = Sweep(run, out, base, steps, config, watch=watch, poll_s=poll)
 
