@@ -304,11 +304,7 @@ def _print_warning(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: runs the app, turning UserError into a one-line exit 2."""
     _quiet_libraries()
-    print_user_warnings(
-        lambda line: err_console.print(
-            f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True
-        )
-    )
+    print_user_warnings(_print_warning)
     try:
         app(args=argv, prog_name="prorl-eval")
     except SystemExit as exc:

@@ -14,6 +14,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The CLIs' `main` sets library defaults in os.environ (VLLM_LOGGING_LEVEL=WARNING, ...);
+    called in-process by a test, they would leak into every later test (a vLLM engine built
+    afterwards would log nothing below WARNING). Each test starts from the environment before it."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def embedded_model_path():
     """The embedded SmolLM2-135M-Instruct, converted once into the prorl cache."""

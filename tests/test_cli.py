@@ -130,17 +130,19 @@ def test_end_to_end_on_the_embedded_model_with_hf(tmp_path, embedded_model_path)
     result = run_cli("pass-at-k", "--backend", "hf", "--out", str(out), *QUICK)
     assert result.returncode == 0, result.stderr
     rows = read_samples(out / "samples.jsonl")
-    assert len(rows) == 2 * 2 * 2
+    # The default tasks are the three starter sets: 3 tasks x 2 problems x 2 samples.
+    assert len(rows) == 3 * 2 * 2
     assert {r["model"] for r in rows} == {"smollm2-135m-instruct"}
     assert all(r["backend"] == "hf" and 1 <= r["num_tokens"] <= 16 for r in rows)
     results = json.loads((out / "results.json").read_text())
-    assert set(results["tasks"]) == {"gym:basic_arithmetic", "gym:spell_backward"}
-    assert "gym:spell_backward" in result.stdout and "pass@2" in result.stdout
+    starters = {"starter:capitals", "starter:sums", "starter:products"}
+    assert set(results["tasks"]) == starters
+    assert "starter:products" in result.stdout and "pass@2" in result.stdout
 
     # Re-running the finished command generates nothing and gives the same numbers.
     again = run_cli("pass-at-k", "--backend", "hf", "--out", str(out), *QUICK)
     assert again.returncode == 0
-    assert len(read_samples(out / "samples.jsonl")) == 8
+    assert len(read_samples(out / "samples.jsonl")) == 12
     assert json.loads((out / "results.json").read_text())["tasks"] == results["tasks"]
 
     # Other sampling settings are refused, and the folder is left as it was.
