@@ -100,7 +100,7 @@ def test_jsonl_task_end_to_end():
     assert task.score("I think it is **Blue**.\nAnswer: Blue", problems[2]).value == 1.0  # any gold
     assert task.score("<think>Answer: 1999</think>Answer: 2000", problems[3]).value == 0.0
     assert build_custom_task(argument, Options(limit=2)).load() == problems[:2]
-    assert task.version.startswith("custom-v1;verifier=exact;sha256=")
+    assert task.version.startswith("custom-v3;verifier=exact;sha256=")
     no_text = build_custom_task(argument + "&instruction=none", Options())
     assert no_text.prompt(problems[1]) == "What is 17 + 25?"
 
@@ -165,6 +165,9 @@ VERIFIER_CASES = [
     ("exact", "Answer: 35", "3.5", 0.0),
     ("exact", "Paris is the capital.\nAnswer: Lyon", "Paris", 0.0),
     ("exact", "just text\nParis", "Paris", 1.0),  # the last line when nothing else
+    ("exact", "1. 4 - 1 = 3\n2. 3 + 4 = 7\n3.", "3", 0.0),  # an unfinished list item
+    ("exact", "1. 4 - 1 = 4\n2. 42 = 4 * 5\n3", "3", 0.0),  # cut before the marker's dot
+    ("exact", "4 - 1 equals\n3.", "3", 1.0),
     ("exact", "", "Paris", 0.0),
     ("exact", 'Answer: "Blue"', ["red", "blue"], 1.0),
     ("contains", "I believe the city is Paris, France.", "paris", 1.0),
@@ -220,7 +223,7 @@ def test_hub_source_loads_lazily(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     task = build_custom_task("someone/arith?prompt=q&answer=a&config=easy", Options())
     assert calls == [] and task.source == "hub:someone/arith"
-    assert task.version == "custom-v1;verifier=exact;hub=someone/arith:easy:test"
+    assert task.version == "custom-v3;verifier=exact;hub=someone/arith:easy:test"
     assert [p.answer for p in task.load()] == ["4", "6"]
     assert calls == [(("someone/arith", "easy"), {"split": "test", "token": None})]
 

@@ -61,6 +61,17 @@ def test_unknown_dataset_suggests_close_names():
         GymTask(GymConfig("basic_arithmetc"))
 
 
+def test_an_unfinished_list_item_is_no_answer():
+    """Seen in the miniature run: responses cut off after "2. ..." end in the marker "3.", which
+    the last-line fallback took for the answer of "4 - 1 =" (gold 3)."""
+    (task,) = resolve_tasks("gym:chain_sum?max_digits=1&max_terms=2", TaskOptions(limit=16))
+    problem = next(p for p in task.load() if p.answer == "3")
+    assert task.score("1. 4 - 1 = 3\n2. 3 + 4 = 7\n3.", problem).value < 1.0  # not correct
+    assert task.score("1. 4 - 1 = 4\n2. 42 = 4 * 5\n3", problem).value < 1.0  # cut before "."
+    assert task.score("4 - 1 equals\n3.", problem).value == 1.0  # a bare "3." is still an answer
+    assert task.score("1. 4 - 1 = 3\n2. So:\n<answer>3</answer>", problem).value == 1.0
+
+
 def test_registry_resolves_names_and_suites():
     assert expand_names("gym-default,gym:leg_counting,gym:basic_arithmetic") == [
         "gym:basic_arithmetic",

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
+_BARE_LIST_MARKER = re.compile(r"\(?(\d+)[.)]?")  # a whole line that is only "3." / "3)" / "3"
+_LIST_ITEM = re.compile(r"\(?(\d+)[.)]\s")
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,25 @@ def strip_reasoning(response: str) -> str:
     if "<think>" in text:
         text = text.split("<think>", 1)[0]
     return text
+
+
+def last_answer_line(text: str) -> str:
+    """The last non-empty line of `text`: the answer of last resort when a response states none.
+
+    An unfinished numbered-list item is skipped. A response cut off after "2. 3 + 4 = 7" then
+    "3." (or "3", the cut falling before the dot) ends with the marker of item 3, which is no
+    answer, yet it equals a gold answer of 3. The number that continues the list is read as its
+    marker even where it was meant as the answer: a last-resort rule should rather miss an answer
+    than invent one. A bare "3." after any other line is still an answer.
+
+    >>> last_answer_line("1. 4 - 1 = 3\\n2. 3 + 4 = 7\\n3."), last_answer_line("The sum is\\n3.")
+    ('2. 3 + 4 = 7', '3.')
+    >>> last_answer_line("1. 4 - 1 = 4\\n2. 42 = 4 * 5\\n3")
+    '2. 42 = 4 * 5'
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) >= 2:
+        marker, previous = _BARE_LIST_MARKER.fullmatch(lines[-1]), _LIST_ITEM.match(lines[-2])
+        if marker and previous and int(marker.group(1)) == int(previous.group(1)) + 1:
+            lines.pop()
+    return lines[-1] if lines else ""

@@ -45,11 +45,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from prorl_eval.errors import UserError
-from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
+from prorl_eval.tasks.base import Problem, Score, Task, last_answer_line, strip_reasoning
 from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
 from prorl_eval.tasks.stem import LETTERS, score_choice
 
-CUSTOM_VERSION = "custom-v1"
+# v3: the last-line fallback skips an unfinished numbered-list item (tasks.base.last_answer_line).
+CUSTOM_VERSION = "custom-v3"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv")
 _HUB_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)?")
 
@@ -175,8 +176,7 @@ def extract_final_answer(response: str) -> tuple[str, str]:
     stated = _ANSWER_LINE.findall(text.replace("*", ""))
     if stated:
         return stated[-1], "answer line"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else ""), "last line"
+    return last_answer_line(text), "last line"
 
 
 def _golds(gold: Any) -> list[str]:

@@ -19,7 +19,8 @@ first three the example solution in the entry's metadata is the reference answer
 boxnet and rush_hour have none (`Problem.answer` is None) and are scored by validity alone.
 
 Answer extraction, in order: the last `<answer>…</answer>` block, else the last `\\boxed{…}`, else
-the last non-empty line of the response; the reason says which one was used.
+the last non-empty line of the response (skipping an unfinished numbered-list item such as a
+trailing "3." after "2. …", `tasks.base.last_answer_line`); the reason says which one was used.
 
 Example:
     >>> task = GymTask(GymConfig("basic_arithmetic", limit=5, seed=0))    # doctest: +SKIP
@@ -39,13 +40,17 @@ from typing import Any
 from prorl_eval.determinism import call_with_fixed_hash_seed
 from prorl_eval.errors import UserError
 from prorl_eval.seeds import derive_seed
-from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
+from prorl_eval.tasks.base import Problem, Score, Task, last_answer_line, strip_reasoning
 
 DEFAULT_GYM_LIMIT = 50
 ANSWER_INSTRUCTION = (
     "Think step by step, then give only the final answer inside <answer></answer> tags, "
     "for example <answer>42</answer>."
 )
+# Bumped whenever `_extract` changes what it accepts, so a run folder never mixes two rules.
+# v2: an unfinished numbered-list item ("3." after "2. ...") is no last-line answer; v3: nor is
+# its bare number ("3" after "2. ...").
+EXTRACTION_VERSION = "extract-v3"
 _ANSWER = re.compile(r"<answer>\s?(.*?)\s?</answer>", flags=re.DOTALL)
 
 
@@ -269,8 +274,7 @@ def _extract(response: str) -> tuple[str, str]:
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed, "\\boxed{}"
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else ""), "last line (no <answer> tag)"
+    return last_answer_line(text), "last line (no <answer> tag)"
 
 
 def _last_boxed(text: str) -> str | None:
@@ -300,7 +304,7 @@ class GymTask(Task):
         self.name = config.task_name
         version = metadata.version("reasoning-gym")
         # The size is not part of the version: item i depends only on (seed, i), so a run can grow.
-        self.version = f"reasoning-gym=={version};seed={config.seed}"
+        self.version = f"reasoning-gym=={version};{EXTRACTION_VERSION};seed={config.seed}"
         self.source = "reasoning-gym (generated offline)"
         self._dataset: Any = None
 
