@@ -37,13 +37,6 @@ app = typer.Typer(
 )
 out_console = Console()
 err_console = Console(stderr=True)
-AllowMismatchOption = Annotated[
-    bool,
-    typer.Option(
-        help="Go on (with a warning and counts) when rows with the same task and problem id "
-        "record different problem fingerprints; by default that is an error."
-    ),
-]
 
 
 @app.callback()
@@ -74,21 +67,10 @@ def pass_at_k_command(
     backend: opt.Backend = "auto",
     tensor_parallel_size: opt.TensorParallel = 1,
     data_parallel_size: opt.DataParallel = 1,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1."),
-    ] = None,
-    served_model: Annotated[
-        str | None,
-        typer.Option(help="openai: the model name the server uses (default: its only model)."),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="openai: API key (default: $OPENAI_API_KEY); never written to disk."),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option(help="openai: requests in flight at once (each is n samples).")
-    ] = 64,
+    base_url: opt.BaseUrl = None,
+    served_model: opt.ServedModel = None,
+    api_key: opt.ApiKey = None,
+    concurrency: opt.Concurrency = 64,
     temperature: opt.Temperature = 0.6,
     top_p: opt.TopP = 0.95,
     max_new_tokens: opt.MaxNewTokens = 1024,
@@ -200,7 +182,7 @@ def score_command(
         int | None, typer.Option(help="Scoring processes (default: one per core; 0 = inline).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
-    allow_problem_mismatch: AllowMismatchOption = False,
+    allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
     """Re-score samples with the registry's verifiers (keeps every other field of each row)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -55,6 +55,27 @@ MaxModelLen = Annotated[
     int | None, typer.Option(help="vLLM context length (default: the model's).")
 ]
 Bootstrap = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")]
+BaseUrl = Annotated[
+    str | None, typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1.")
+]
+ServedModel = Annotated[
+    str | None,
+    typer.Option(help="openai: the model name the server uses (default: its only model)."),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(help="openai: API key (default: $OPENAI_API_KEY); never written to disk."),
+]
+Concurrency = Annotated[
+    int, typer.Option(help="openai: requests in flight at once (each is n samples).")
+]
+AllowMismatch = Annotated[
+    bool,
+    typer.Option(
+        help="Go on (warning with counts) when runs record different problems for the same task "
+        "and problem id (problem fingerprints); by default that is an error."
+    ),
+]
 
 # The options both commands take under these keyword names (pass-at-k adds the openai ones).
 SHARED = (

@@ -168,3 +168,24 @@ def test_plot_labels_every_point_and_draws_the_fit():
     xs, ys = fit.get_xdata(), fit.get_ydata()
     assert ys == pytest.approx(stats["slope"] * xs + stats["intercept"])
     assert ax.get_xlabel() == "base pass@128" and "Pearson r=" in fig.get_suptitle()
+
+
+def test_labels_of_nearby_points_do_not_overlap():
+    """Seen in the miniature report: two tasks at base pass@32 0.94 and 1.0 with gain 0 printed
+    one label over the other. Coincident points share a label; nearby ones are staggered."""
+    points = pd.DataFrame(
+        {
+            "task": ["sums", "products", "capitals", "also-capitals", "chain"],
+            "x": [0.69, 0.94, 1.0, 1.0, 0.0],
+            "y": [0.0, 0.0, 0.0, 0.0, 0.06],
+        }
+    )
+    stats = correlate(points.x.to_numpy(), points.y.to_numpy(), resamples=50)
+    fig = plot_correlation(points, "x", "y", stats)
+    fig.canvas.draw()
+    boxes = {t.get_text(): t.get_window_extent() for t in fig.axes[0].texts}
+    assert set(boxes) == {"sums", "products", "capitals, also-capitals", "chain"}
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not boxes[a].overlaps(boxes[b]), (a, b)

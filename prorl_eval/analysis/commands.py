@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prorl_eval import eval_options as opt
 from prorl_eval.errors import UserError
 
 RUNS_HELP = "Run folders or samples JSONL files (RUN_OR_SAMPLES)."
@@ -31,13 +32,6 @@ OUT_HELP = "Folder for the CSV/JSON tables and PNG figures (created if missing).
 BOOTSTRAP_HELP = "Bootstrap resamples for the confidence intervals."
 SEED_HELP = "Seed of the bootstrap resampling."
 LEVEL_HELP = "Confidence level of the bootstrap intervals."
-AllowMismatch = Annotated[
-    bool,
-    typer.Option(
-        help="Go on (warning with counts) when runs record different problems for the same task "
-        "and problem id (problem fingerprints); by default that is an error."
-    ),
-]
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -166,7 +160,7 @@ def curves_command(
     bootstrap: Annotated[int, typer.Option(help=BOOTSTRAP_HELP)] = 1000,
     seed: Annotated[int, typer.Option(help=SEED_HELP)] = 0,
     level: Annotated[float, typer.Option(help=LEVEL_HELP)] = 0.95,
-    allow_problem_mismatch: AllowMismatch = False,
+    allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
     """pass@k for every k = 1..n per task, domain and overall, with bootstrap bands and plots."""
     from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
@@ -240,7 +234,7 @@ def boundary_command(
         str | None,
         typer.Option(help="Comma-separated labels of the --rl runs (default: folder names)."),
     ] = None,
-    allow_problem_mismatch: AllowMismatch = False,
+    allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
     """Base vs RL checkpoints: pass@1/pass@k per problem and task, exclusive solves, regimes."""
     from prorl_eval.analysis.boundary import BASE_LABEL, compare_boundary, plot_boundary
@@ -366,7 +360,7 @@ def correlate_command(
     bootstrap: Annotated[int, typer.Option(help=BOOTSTRAP_HELP)] = 1000,
     seed: Annotated[int, typer.Option(help=SEED_HELP)] = 0,
     level: Annotated[float, typer.Option(help=LEVEL_HELP)] = 0.95,
-    allow_problem_mismatch: AllowMismatch = False,
+    allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
     """Per task: base pass@k (and creativity) vs RL gain; Pearson, Spearman, fit, bootstrap CIs."""
     from prorl_eval.analysis.boundary import BASE_LABEL, compare_boundary

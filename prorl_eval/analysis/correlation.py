@@ -200,6 +200,24 @@ def correlation_points(
     return points.merge(per_task_values(creativity, creativity_column), on="task", how="left")
 
 
+def _label_lifts(anchors: list[tuple[float, float]], near: float = 0.08) -> list[float]:
+    """Vertical offsets (points) for the labels at `anchors`: a label whose point lies within
+    `near` of the axes' spans from an earlier label's point goes 10 points above or below it,
+    alternately, so the labels of nearby points do not print over each other."""
+    if not anchors:
+        return []
+    xs, ys = [a[0] for a in anchors], [a[1] for a in anchors]
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    lifts: list[float] = []
+    for i, (x, y) in enumerate(anchors):
+        crowd = sum(
+            abs(x - anchors[j][0]) < near * x_span and abs(y - anchors[j][1]) < near * y_span
+            for j in range(i)
+        )
+        lifts.append(0.0 if crowd == 0 else 10.0 * ((crowd + 1) // 2) * (-1) ** (crowd + 1))
+    return lifts
+
+
 def plot_correlation(
     points: Any,
     x: str,
@@ -225,9 +243,9 @@ def plot_correlation(
         at.setdefault((round(row[x], 6), round(row[y], 6)), []).append(
             display_name(str(row[label]))
         )
-    for (px, py), names in at.items():
+    for ((px, py), names), lift in zip(at.items(), _label_lifts(list(at)), strict=True):
         ax.annotate(
-            ", ".join(names), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            ", ".join(names), (px, py), fontsize=7, xytext=(3, 3 + lift), textcoords="offset points"
         )
     ax.margins(x=0.35, y=0.15)  # room for the labels of the outermost points
     grid = np.linspace(float(data[x].min()), float(data[x].max()), 50)

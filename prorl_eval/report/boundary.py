@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prorl_eval.analysis.inputs import display_name
+from prorl_eval.report.loading import shown_path
 from prorl_eval.report.sections import Example, FigureInfo, Section, TextTable, clip
 
 MAX_EXAMPLES = 30
@@ -105,7 +106,7 @@ def training_section(inputs: BoundaryInputs) -> Section:
         f"{label} (step {inputs.steps[label]})" for label in inputs.checkpoints if inputs.steps
     )
     paragraphs = [
-        f"Training run {run}: {config.get('steps', '?')} steps of "
+        f"Training run {shown_path(run)}: {config.get('steps', '?')} steps of "
         f"{config.get('batch_size', '?')} prompts × {config.get('rollout', {}).get('n', '?')} "
         f"samples on {mix} (training data seed {data.get('data_seed', '?')}), from "
         f"{config.get('model', {}).get('name', '?')}. Checkpoints evaluated: {steps}."
@@ -350,7 +351,7 @@ def dynamics_section(run: Path, figures: Path) -> Section | None:
     if not rows:
         return None
     figure = save_figure(
-        plot_dynamics(rows, f"training dynamics of {run.name}", REPORT_PANELS),
+        plot_dynamics(rows, f"training dynamics of {shown_path(run)}", REPORT_PANELS),
         figures,
         "dynamics.png",
         "Training dynamics",

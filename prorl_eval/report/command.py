@@ -34,6 +34,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prorl_eval import eval_options as opt
 from prorl_eval.errors import UserError
 from prorl_eval.report.loading import (
     LoadedRun,
@@ -42,12 +43,44 @@ from prorl_eval.report.loading import (
     consistency_notes,
     expand_sweep,
     load_runs,
+    shown_path,
 )
 
 RUNS_HELP = (
     "Run folders written by `prorl-eval pass-at-k` (results.json, samples.jsonl), or one "
     "`prorl-eval sweep` folder."
 )
+OutOption = Annotated[
+    Path, typer.Option(help="Folder for report.md, report.html, tables.tex and figures/.")
+]
+LabelsOption = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated column labels, one per RUN (default: folder names)."),
+]
+KsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The k of pass@k in the tables, comma-separated (default 1, and with a base also "
+        "the largest k every run has); every run's results must have them."
+    ),
+]
+BaseOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Base model's run folder; the other runs are RL checkpoints in training order "
+        "(adds the boundary sections). A sweep folder names its own base."
+    ),
+]
+CorpusOption = Annotated[
+    Path | None,
+    typer.Option(help="Corpus index (`prorl-eval creativity index-build`): adds creativity."),
+]
+DeltaOption = Annotated[
+    float, typer.Option(help="Regimes: smallest pass@k / pass@1 change that counts.")
+]
+GrowthDeltaOption = Annotated[
+    float | None, typer.Option(help="Regimes: growth that counts as sustained (--delta).")
+]
 FIGURE_DPI = 110
 
 
@@ -235,7 +268,7 @@ def _run_info(run: LoadedRun) -> Any:
     return RunInfo(
         label=run.label,
         path=str(run.path),
-        model=str(model),
+        model=shown_path(model) if Path(str(model)).is_dir() else str(model),
         n=int(run.results["n"].min()),
         ks=tuple(int(k) for k in ks),
         num_tasks=int(run.results["task"].nunique()),
@@ -245,45 +278,15 @@ def _run_info(run: LoadedRun) -> Any:
 
 def report_command(
     runs: Annotated[list[str], typer.Argument(help=RUNS_HELP, metavar="RUN...")],
-    out: Annotated[
-        Path, typer.Option(help="Folder for report.md, report.html, tables.tex and figures/.")
-    ],
-    labels: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated column labels, one per RUN (default: folder names)."),
-    ] = None,
-    k: Annotated[
-        str | None,
-        typer.Option(
-            help="The k of pass@k in the tables, comma-separated (default 1, and with a base "
-            "also the largest k every run has); every run's results must have them."
-        ),
-    ] = None,
-    base: Annotated[
-        str | None,
-        typer.Option(
-            help="Base model's run folder; the other runs are RL checkpoints in training order "
-            "(adds the boundary sections). A sweep folder names its own base."
-        ),
-    ] = None,
-    corpus: Annotated[
-        Path | None,
-        typer.Option(help="Corpus index (`prorl-eval creativity index-build`): adds creativity."),
-    ] = None,
-    delta: Annotated[
-        float, typer.Option(help="Regimes: smallest pass@k / pass@1 change that counts.")
-    ] = 0.02,
-    growth_delta: Annotated[
-        float | None, typer.Option(help="Regimes: growth that counts as sustained (--delta).")
-    ] = None,
+    out: OutOption,
+    labels: LabelsOption = None,
+    k: KsOption = None,
+    base: BaseOption = None,
+    corpus: CorpusOption = None,
+    delta: DeltaOption = 0.02,
+    growth_delta: GrowthDeltaOption = None,
     title: Annotated[str, typer.Option(help="The report's heading.")] = "",
-    allow_problem_mismatch: Annotated[
-        bool,
-        typer.Option(
-            help="Go on (warning with counts) when runs record different problems for the same "
-            "task and problem id; by default that is an error."
-        ),
-    ] = False,
+    allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
     """Paper-style report of run folders or a sweep: pass@k tables, figures, the boundary."""
     from rich.console import Console
@@ -310,7 +313,7 @@ def report_command(
     ks = parse_report_ks(k, loaded, base_label is not None)
     folder = ensure_writable_dir(out)
     figures_dir = ensure_writable_dir(folder / "figures")
-    heading = title or (f"Reasoning boundary of {info.training_run.name}" if info else "")
+    heading = title or (f"Reasoning boundary of {shown_path(info.training_run)}" if info else "")
     data = build_report(
         loaded,
         ks,

@@ -35,6 +35,15 @@ class LoadedRun:
     samples: Path | None
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as a reader of the report wants it: relative to the working folder when inside it
+    (a committed report names `runs/x/checkpoint-40`, not the author's home), else unchanged."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def _samples_path(folder: Path, meta: dict[str, Any]) -> Path | None:
     """The folder's samples.jsonl, else the results' ``source_samples`` when it exists."""
     from prorl_eval.runstore import SAMPLES_FILE
