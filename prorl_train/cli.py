@@ -42,7 +42,7 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a setting: --set optim.lr=1e-5 (repeatable)."),
 ]
 PresetOption = Annotated[
-    str | None, typer.Option(help="Starting settings: prorl-paper or cpu-smoke.")
+    str | None, typer.Option(help="Starting settings: prorl-paper, prorl-mini or cpu-smoke.")
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file of settings.")]
 

@@ -1,4 +1,4 @@
-"""Named starting points for a run: `--preset prorl-paper` or `--preset cpu-smoke`.
+"""Named starting points for a run: `--preset prorl-paper`, `prorl-mini` or `cpu-smoke`.
 
 A preset is a partial config (nested dicts with the same keys as `config.TrainConfig`); a YAML file
 and `--set` overrides are applied on top of it.
@@ -15,9 +15,17 @@ and `--set` overrides are applied on top of it.
   paper's domain proportions. Those suites are *evaluation* benchmarks: for a real run, point
   `data.mix` at your training sets (`custom:<file>?...` tasks) so you do not train on the test.
   The paper reset at hand-picked points when validation degraded; here every 250 steps plus an
-  automatic reset on a validation plateau. Rollouts run on vLLM with in-place weight sync and the
-  update on DeepSpeed ZeRO-2 (`pip install "prorl[vllm,deepspeed]"`; launch recipes in
-  docs/scaling.md); the paper's verl setup did the same with FSDP.
+  automatic reset on a validation plateau. Checkpoints every 50 steps; the last 3 and every
+  500th are kept, so `prorl-eval sweep` can compare intermediate and final models. Rollouts run
+  on vLLM with in-place weight sync and the update on DeepSpeed ZeRO-2
+  (`pip install "prorl[vllm,deepspeed]"`; launch recipes in docs/scaling.md); the paper's verl
+  setup did the same with FSDP.
+- `prorl-mini`: the ProRL recipe in miniature on 2 CPU cores (scripts/reproduce_miniature.sh,
+  docs/miniature.md): the embedded SmolLM2-135M-Instruct on four tasks of three domains where it
+  has some signal (`miniature_tasks("train")`: the starter sets' train splits and one-digit
+  `gym:chain_sum`), 30 steps of 8 prompts x 8 samples of at most 24 tokens at T=1.0, clip
+  0.2/0.4, KL beta 1e-4, dynamic sampling, a reset of the reference and optimizer every 15 steps,
+  and milestone checkpoints at steps 15 and 30 (keep_every) for the sweep. About 17 minutes.
 - `cpu-smoke`: the embedded SmolLM2-135M-Instruct learning to answer "Name a <thing>." prompts
   in one word (a `custom:` regex task whose data ships in `prorl_train/smoke/`), 4 prompts x 4
   samples of at most 12 tokens per step, 10 steps: a few minutes on 2 CPU cores, with
@@ -42,6 +50,9 @@ PRORL_PAPER: dict[str, Any] = {
     "batch_size": 256,
     "save_every": 50,
     "keep_last": 3,
+    # Milestones for the paper's intermediate-vs-final comparison: steps 500, 1000, 1500, 2000
+    # survive keep_last pruning.
+    "keep_every": 500,
     "model": {
         "name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         "dtype": "auto",
@@ -143,11 +154,11 @@ def miniature_tasks(split: str) -> list[str]:
 
 
 PRORL_MINI: dict[str, Any] = {
-    "steps": 40,
+    "steps": 30,
     "batch_size": 8,
     "save_every": 5,
     "keep_last": 1,
-    "keep_every": 20,
+    "keep_every": 15,
     "tensorboard": False,
     "model": {"name": "smollm2-135m-instruct", "dtype": "float32", "device": "cpu"},
     "data": {"mix": dict.fromkeys(miniature_tasks("train"), 0.25), "limit": 400},
@@ -170,7 +181,7 @@ PRORL_MINI: dict[str, Any] = {
     },
     "optim": {"lr": 2e-5, "grad_clip": 1.0},
     "val": {"every": 5, "limit": 8, "n": 1, "temperature": 0.0},
-    "resets": {"every": 20},
+    "resets": {"every": 15},
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -9,7 +9,7 @@ writes the same files):
 - sums: "What is <a> + <b>?" for a, b in 0..19 (400 questions; 16 held out);
 - products: "What is <a> times <b>?" for a, b in 2..12 (121 questions; 16 held out).
 
-    .venv/bin/python scripts/make_miniature_data.py
+    .venv/bin/python scripts/make_starter_data.py
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ def test_paper_preset_holds_the_papers_settings():
     )
     assert cfg.rollout.dynamic_sampling is True
     assert cfg.resets.every > 0
+    # milestones survive pruning: an intermediate and the final checkpoint to compare
+    assert cfg.keep_every == 500 and cfg.steps % cfg.keep_every == 0
     # 8k budget, then 16k for the last ~200 steps
     assert cfg.rollout.max_new_tokens(1) == 8192
     assert cfg.rollout.max_new_tokens(cfg.steps - 201) == 8192

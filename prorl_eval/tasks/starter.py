@@ -2,7 +2,7 @@
 
 `starter:capitals`, `starter:sums` and `starter:products` are the held-out evaluation splits (16
 questions each) of sets shipped with prorl (`tasks/starter_data/`, written by
-`scripts/make_miniature_data.py`); `starter:<set>-train` are the training splits, with no question
+`scripts/make_starter_data.py`); `starter:<set>-train` are the training splits, with no question
 in common. They are ordinary custom tasks (`prorl_eval.tasks.custom`) under short, stable names, so
 run folders made on different machines name them alike:
 
