@@ -7,8 +7,8 @@
 #   scripts/reproduce_miniature.sh                 # runs/prorl-mini/{train,eval}, reports/prorl-mini
 #   OUT=runs/x REPORT=reports/x scripts/reproduce_miniature.sh
 #
-# About 40 minutes on 2 CPU cores: ~20 for training, ~15 for the evaluations, a minute for the
-# report. What the reference run showed is in docs/miniature.md.
+# About 37 minutes on 2 CPU cores (plus 3.5 for a first setup): ~19 for training, ~16 for the
+# evaluations, a minute for the report. What the reference run showed is in docs/miniature.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/prorl-mini}
