@@ -77,27 +77,17 @@ AllowMismatch = Annotated[
     ),
 ]
 
+# The options that make the runner's SamplingConfig.
+SAMPLING_FIELDS = (
+    *("temperature", "top_p", "max_new_tokens", "seed"),
+    *("chat_template", "system_prompt"),
+)
 # The options both commands take under these keyword names (pass-at-k adds the openai ones).
 SHARED = (
-    "tasks",
-    "n",
-    "limit",
-    "data_seed",
-    "data_dir",
-    "score_workers",
-    "backend",
-    "tensor_parallel_size",
-    "data_parallel_size",
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "seed",
-    "chat_template",
-    "system_prompt",
-    "batch_size",
-    "dtype",
-    "max_model_len",
-    "bootstrap",
+    *("tasks", "n", "limit", "data_seed", "data_dir", "score_workers", "backend"),
+    *("tensor_parallel_size", "data_parallel_size"),
+    *SAMPLING_FIELDS,
+    *("batch_size", "dtype", "max_model_len", "bootstrap"),
 )
 OPENAI = ("base_url", "served_model", "api_key", "concurrency")
 
@@ -105,16 +95,6 @@ OPENAI = ("base_url", "served_model", "api_key", "concurrency")
 def pick(values: dict[str, Any], names: tuple[str, ...] = SHARED) -> dict[str, Any]:
     """The shared options out of a command's keyword values (`pick(locals())` in a command)."""
     return {name: values[name] for name in names if name in values}
-
-
-SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "seed",
-    "chat_template",
-    "system_prompt",
-)
 
 
 def make_eval_config(out: str | Path, model: str, ks: str | None, **options: Any) -> Any:
