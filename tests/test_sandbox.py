@@ -70,7 +70,7 @@ def sandbox_processes() -> list[int]:
     return found
 
 
-def wait_no_sandbox_processes(timeout: float = 5.0) -> list[int]:
+def wait_no_sandbox_processes(timeout: float = 60.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while (left := sandbox_processes()) and time.monotonic() < deadline:
         time.sleep(0.05)
