@@ -51,14 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from prorl_eval.analysis.creativity import (
     CreativityConfig,
     CreativityResult,
-    coverage_brute_force,
     creativity_from_ends,
     creativity_of_words,
-    match_ends_quadratic,
     tokenize_words,
 )
 from prorl_eval.analysis.creativity_commands import score_text
 from prorl_eval.analysis.ngram_index import NgramIndex, build_index
+from tests.oracles import coverage_brute_force, match_ends_quadratic
 
 SEED = 0
 VOCAB = 50_000

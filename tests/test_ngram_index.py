@@ -12,7 +12,6 @@ import pytest
 
 from prorl_eval.analysis.creativity import (
     CreativityConfig,
-    coverage_brute_force,
     coverage_from_ends,
     creativity_of_words,
     ends_from_lengths,
@@ -28,6 +27,7 @@ from prorl_eval.analysis.ngram_index import (
     max_vocab,
 )
 from prorl_eval.errors import UserError
+from tests.oracles import coverage_brute_force
 
 
 def decode_tokens(tokens: np.ndarray, short_ids: int) -> list[int]:

@@ -178,7 +178,7 @@ def test_known_values_by_hand(tables):
 
 
 def test_cells_at_larger_k_use_pass_at_k(run_dirs):
-    from prorl_eval.passk import pass_at_k_loop
+    from tests.oracles import pass_at_k_loop
 
     cells = cell_table({"base": load_results(run_dirs["base"])}, k=4)
     row = cells[cells["task"] == "aime24"].iloc[0]

@@ -36,9 +36,8 @@ costs 40-150 µs each, a batch costs about as much as a handful of them. Capping
 either path's ends into the index; the tests check both paths against each other and against
 brute force.
 
-:func:`match_ends_quadratic` (restart the extension at every start: O(n^2) queries on copied
-text) and :func:`coverage_brute_force` (all spans against a set of corpus n-grams) are the plain
-versions the tests and benchmark compare against.
+The tests and the benchmark compare both against plain versions (a search that restarts the
+extension at every start, and coverage by definition against a set of corpus n-grams).
 
 Departures from the reference implementation (github.com/GXimingLu/creativity_index)
 -----------------------------------------------------------------------------------
@@ -80,16 +79,12 @@ __all__ = [
     "CreativityConfig",
     "CreativityResult",
     "SpanCount",
-    "corpus_ngrams",
-    "coverage_brute_force",
     "coverage_from_ends",
-    "coverage_loop",
     "creativity_from_ends",
     "creativity_index",
     "creativity_of_words",
     "ends_from_lengths",
     "match_ends",
-    "match_ends_quadratic",
     "maximal_spans",
     "normalise_text",
     "summarize_creativity",
@@ -245,20 +240,6 @@ def match_ends(n: int, span_count: SpanCount, min_l: int) -> np.ndarray:
     return ends
 
 
-def match_ends_quadratic(n: int, span_count: SpanCount, min_l: int) -> np.ndarray:
-    """The same ``ends`` as :func:`match_ends`, extending from scratch at every start (the naive
-    O(n^2)-query search the two-pointer scan replaces)."""
-    ends = np.arange(n, dtype=np.int64)
-    for f in range(n - min_l + 1):
-        if span_count(f, f + min_l) == 0:
-            continue
-        e = f + min_l
-        while e < n and span_count(f, e + 1) > 0:
-            e += 1
-        ends[f] = e
-    return ends
-
-
 def maximal_spans(ends: np.ndarray) -> list[tuple[int, int]]:
     """The matches not inside an earlier one, as (start, end) word positions."""
     spans, last_end = [], -1
@@ -287,45 +268,6 @@ def coverage_from_ends(ends: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
     np.add.at(delta_KN, (rows_K, ends[cols]), -1)
     covered_KN = np.cumsum(delta_KN[:, :n], axis=1) > 0
     return covered_KN.mean(axis=1)
-
-
-def coverage_loop(ends: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
-    """:func:`coverage_from_ends` as a plain loop (kept to test the vectorised one against)."""
-    n = len(ends)
-    out = []
-    for length in lengths:
-        covered = [False] * n
-        for f in range(n):
-            if ends[f] - f >= length:
-                for i in range(f, int(ends[f])):
-                    covered[i] = True
-        out.append(sum(covered) / n if n else 0.0)
-    return np.asarray(out)
-
-
-def corpus_ngrams(docs: Iterable[Sequence[str]], max_n: int) -> set[tuple[str, ...]]:
-    """Every n-gram (n <= ``max_n``) of tokenized documents, for brute-force checks."""
-    grams: set[tuple[str, ...]] = set()
-    for doc in docs:
-        for k in range(1, max_n + 1):
-            grams.update(tuple(doc[i : i + k]) for i in range(len(doc) - k + 1))
-    return grams
-
-
-def coverage_brute_force(
-    words: Sequence[str], grams: set[tuple[str, ...]], lengths: Sequence[int]
-) -> np.ndarray:
-    """Coverage by definition: mark every L-gram of ``words`` found in the corpus n-gram set
-    (every span of >= L words contains one, so L-grams suffice)."""
-    n = len(words)
-    out = []
-    for length in lengths:
-        covered = np.zeros(n, dtype=bool)
-        for i in range(n - length + 1):
-            if tuple(words[i : i + length]) in grams:
-                covered[i : i + length] = True
-        out.append(covered.mean() if n else 0.0)
-    return np.asarray(out)
 
 
 def creativity_index(coverage: Iterable[float]) -> float:
