@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from prorl_eval import sandbox
 from prorl_eval.sandbox import Limits, call_function, run_check, run_many, run_python, run_stdio
+from prorl_eval.sandbox import harness as sandbox
 from prorl_eval.tasks.code import CodeConfig, FunctionCodeTask
 
 FAST = Limits(
@@ -156,7 +156,7 @@ def test_rm_rf_outside_its_folder_changes_nothing(task, problem, tmp_path):
     score = score_attack(task, problem, body)
     assert "Read-only file system" in score.reason
     assert (canary / "keep.txt").read_text() == "still here"
-    assert (REPO / "prorl_eval" / "sandbox.py").is_file()
+    assert (REPO / "prorl_eval" / "sandbox" / "harness.py").is_file()
     assert Path(__file__).is_file()
     assert not os.path.exists(os.path.join(site, "evil_sandbox_test.pth"))
 
@@ -328,9 +328,8 @@ def test_non_root_harness_uses_a_user_namespace():
     try:
         folder.chmod(0o755)
         (folder / "prorl_eval").mkdir()
-        for name in ("sandbox.py", "sandbox_runner.py", "sandbox_proto.py", "sandbox_isolation.py",
-                     "errors.py"):  # fmt: skip
-            shutil.copy(REPO / "prorl_eval" / name, folder / "prorl_eval" / name)
+        shutil.copy(REPO / "prorl_eval" / "errors.py", folder / "prorl_eval" / "errors.py")
+        shutil.copytree(REPO / "prorl_eval" / "sandbox", folder / "prorl_eval" / "sandbox")
         (folder / "prorl_eval" / "__init__.py").write_text("")
         program = (
             f"import os, sys\nsys.path.insert(0, {str(folder)!r})\n"

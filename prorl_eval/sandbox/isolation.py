@@ -1,5 +1,5 @@
 """Isolation for the sandbox runner: namespaces, a private read-only filesystem view, no network,
-an unprivileged identity and resource limits. Runs inside `sandbox_runner.py` (stdlib only).
+an unprivileged identity and resource limits. Runs inside `runner.py` (stdlib only).
 
 `isolate(job)` runs in the runner before it forks the supervisor:
 

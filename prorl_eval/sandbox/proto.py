@@ -1,6 +1,6 @@
 """The sandbox's wire format: plain-data codec and length-prefixed JSON frames.
 
-Shared by the harness (`sandbox.py`) and the code inside the sandbox (`sandbox_runner.py`, which
+Shared by the harness (`harness.py`) and the code inside the sandbox (`runner.py`, which
 imports this file by its bare name; so it imports only the standard library).
 
 Only *plain data* crosses the boundary between candidate code and the verdict: `encode` accepts

@@ -12,7 +12,7 @@ Threat model. The program is hostile: it may try to fake a pass, escape, spy, or
 
 - Faked verdicts. The candidate never shares a process with the verdict. For `run_check` the
   trusted test code runs in the supervisor process (S); `candidate` is a proxy that sends plain-data
-  arguments to the worker process (C) and rebuilds plain-data results (`sandbox_proto.encode`
+  arguments to the worker process (C) and rebuilds plain-data results (`proto.encode`
   refuses other objects, so a rigged `__eq__` cannot cross). Patching `check`, `assert`, `print`,
   `sys.exit` or builtins in C changes nothing in S; `sys.exit(0)`/`os._exit(0)` in C is "the
   program exited before the tests finished". S writes the report to the harness's pipe, which C
@@ -70,10 +70,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from prorl_eval import sandbox_proto as proto
 from prorl_eval.errors import UserError
+from prorl_eval.sandbox import proto
 
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_runner.py")
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 UNSAFE_ENV = "PRORL_SANDBOX_UNSAFE_NO_ISOLATION"
 TEST_DENY_ENV = "PRORL_SANDBOX_TEST_NO_NAMESPACES"
 _GRACE_S = 5.0
@@ -196,7 +196,7 @@ def call_function(
     transform: str | None = None,
 ) -> CallResult:
     """Call `entry_point(*args)` of `code` for each args in `inputs` (plain data, see
-    `sandbox_proto.encode`), all in one sandboxed process; outputs come back as plain data.
+    `proto.encode`), all in one sandboxed process; outputs come back as plain data.
     `transform` maps each output inside the sandbox first: "is_not_none" (`out is not None`) or
     "bool_or_not_none" (a bool stays, anything else becomes `out is not None`)."""
     if transform not in (None, "is_not_none", "bool_or_not_none"):

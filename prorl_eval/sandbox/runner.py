@@ -1,9 +1,9 @@
 """Inside the code sandbox: isolate, drop privileges, run untrusted Python, report with a nonce.
 
-`prorl_eval/sandbox.py` (the harness) starts this file as `python -S -B sandbox_runner.py` with a
+`harness.py` (the harness) starts this file as `python -S -B runner.py` with a
 scrubbed environment in a new session, and writes two length-prefixed JSON parts to its stdin: the
 *job* (mode, limits, isolation settings, the candidate program, files) and the *secret* (the run's
-nonce, the trusted test code, the test inputs). Processes (the threat model is in `sandbox.py`):
+nonce, the trusted test code, the test inputs). Processes (the threat model is in `harness.py`):
 
     harness ── pipes ── runner        root or the user; reads only the job
                           │  isolate(): new net/mount/pid/ipc/uts namespaces, private mounts
@@ -36,8 +36,8 @@ import sys
 import time
 from typing import Any
 
-import sandbox_isolation as isolation_lib  # siblings: this file runs as a script
-import sandbox_proto as proto
+import isolation as isolation_lib  # siblings: this file runs as a script
+import proto
 
 _ERR_TAIL = 2000
 _SIGNAL_NAMES = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV"}
