@@ -150,7 +150,7 @@ def _recompute(
 @app.command("tasks")
 def tasks_command() -> None:
     """List every registry task with its domain, size, verifier and data source, and the suites."""
-    from prorl_eval.tasks.registry import FAMILIES, catalogue, suites
+    from prorl_eval.tasks.registry import catalogue, families, suites
 
     table = Table(title="prorl-eval tasks")
     for name in ("task", "domain", "size", "verifier", "source"):
@@ -158,7 +158,7 @@ def tasks_command() -> None:
     for entry in catalogue():
         table.add_row(entry.name, entry.domain, entry.size, entry.verifier, entry.source)
     print_table(table, out_console)
-    for family in FAMILIES.values():
+    for family in families().values():
         out_console.print(f"family [bold]{family.prefix}:[/]  {family.usage}")
     for suite, members in suites().items():
         shown = ", ".join(members[:6]) + (

@@ -63,6 +63,10 @@ def loop_band(values_KP: np.ndarray, idx_RP: np.ndarray, level: float):
         ("mbpp_plus", None, "code"),
         ("code:apps", None, "code"),
         ("gpqa_diamond", None, "stem"),
+        ("starter:capitals", None, "knowledge"),  # the catalogue's domain, as the task's own
+        ("starter:sums-train", None, "math"),
+        ("starter:capitals", {"starter": "trivia"}, "trivia"),  # the mapping beats the catalogue
+        ("gym:chain_sum?max_digits=1", None, "logic"),
         ("ifeval", None, "ifeval"),
         ("mystery", None, "other"),
         ("mystery:x", None, "other"),

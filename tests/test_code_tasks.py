@@ -15,16 +15,16 @@ import pytest
 from prorl_eval.errors import UserError
 from prorl_eval.sandbox import Limits, run_many
 from prorl_eval.tasks.code import (
-    CODE_TASKS,
     CodeConfig,
     FunctionCodeTask,
     build_code_task,
+    catalogue_entries,
     mbpp_inputs,
     outputs_match,
 )
 from prorl_eval.tasks.code_extract import extract_code, function_program
 from prorl_eval.tasks.code_stdio import (
-    STDIO_FAMILY,
+    FAMILY,
     StdioConfig,
     StdioTask,
     build_stdio_task,
@@ -481,8 +481,11 @@ def test_stdio_task_errors(tmp_path):
 
 
 def test_registry_descriptions():
-    assert set(CODE_TASKS) == {"humaneval", "humaneval_plus", "mbpp_plus"}
-    for info in CODE_TASKS.values():
-        assert info["domain"] == "code" and info["verifier"].startswith("sandbox: unit tests")
-    assert STDIO_FAMILY["verifier"].startswith("sandbox: stdin/stdout")
-    assert "HUMANEVAL_OVERRIDE_PATH" in CODE_TASKS["humaneval_plus"]["source"]
+    entries = {entry.name: entry for entry in catalogue_entries()}
+    assert set(entries) == {"humaneval", "humaneval_plus", "mbpp_plus"}
+    for entry in entries.values():
+        assert entry.domain == "code" and entry.verifier.startswith("sandbox: unit tests")
+    assert (FAMILY.prefix, FAMILY.domain) == ("code", "code")
+    assert FAMILY.verifier.startswith("sandbox: stdin/stdout")
+    assert "HUMANEVAL_OVERRIDE_PATH" in entries["humaneval_plus"].source
+    assert entries["humaneval"].size == "164" and entries["mbpp_plus"].size == "378"

@@ -18,10 +18,10 @@ import pytest
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem
 from prorl_eval.tasks.ifeval import (
-    IFEVAL_TASKS,
     IFEvalConfig,
     IFEvalTask,
     build_ifeval_task,
+    catalogue_entries,
     ensure_punkt_tab,
     ifeval_accuracies,
     ifeval_checkers,
@@ -305,5 +305,6 @@ def test_scoring_in_spawned_worker_matches_in_process():
 
 
 def test_registry_description():
-    assert IFEVAL_TASKS["ifeval"]["domain"] == "ifeval"
-    assert "google/IFEval" in IFEVAL_TASKS["ifeval"]["source"]
+    (entry,) = catalogue_entries()
+    assert (entry.name, entry.domain, entry.size) == ("ifeval", "ifeval", "541")
+    assert "google/IFEval" in entry.source

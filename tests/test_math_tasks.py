@@ -26,6 +26,7 @@ from prorl_eval.tasks.math_tasks import (
     MathConfig,
     MathTask,
     build_math_task,
+    catalogue_entries,
 )
 from prorl_eval.tasks.registry import TaskOptions
 from tests.conftest import shared_data_dir
@@ -66,10 +67,12 @@ def loaded(shared_dir):
 
 def test_registry_names_and_listing():
     assert list(MATH_TASKS) == ["aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench"]
-    for name, spec in MATH_TASKS.items():
-        row = spec.describe()
-        assert row["domain"] == "math" and row["verifier"] == "math-verify"
-        assert spec.hub_id in row["source"] and spec.local_file in row["source"], name
+    entries = catalogue_entries()
+    assert [entry.name for entry in entries] == list(MATH_TASKS)
+    for entry, spec in zip(entries, MATH_TASKS.values(), strict=True):
+        assert entry.domain == "math" and entry.verifier == "math-verify"
+        assert spec.hub_id in entry.source and spec.local_file in entry.source, entry.name
+        assert entry.size == str(spec.size)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

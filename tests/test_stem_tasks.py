@@ -16,11 +16,11 @@ from prorl_eval.errors import UserError
 from prorl_eval.tasks.stem import (
     GPQA_DIAMOND,
     MC_DATASETS,
-    STEM_TASKS,
     MCDatasetSpec,
     MultipleChoiceConfig,
     MultipleChoiceTask,
     build_stem_task,
+    catalogue_entries,
     extract_choice,
     shuffle_order,
 )
@@ -256,7 +256,7 @@ def test_task_and_problems_pickle():
 
 
 def test_registry_descriptions():
-    assert set(STEM_TASKS) == set(MC_DATASETS) == {"gpqa_diamond"}
-    info = STEM_TASKS["gpqa_diamond"]
-    assert info["domain"] == "stem" and "Idavidrein/gpqa" in info["source"]
+    (entry,) = catalogue_entries()
+    assert set(MC_DATASETS) == {entry.name} == {"gpqa_diamond"}
+    assert entry.domain == "stem" and "Idavidrein/gpqa" in entry.source and entry.size == "198"
     assert GPQA_DIAMOND.num_choices == 4

@@ -18,11 +18,10 @@ Example:
 
 from prorl_eval.analysis.boundary import BoundaryReport, classify_regimes, compare_boundary
 from prorl_eval.analysis.correlation import correlate, correlation_points
-from prorl_eval.analysis.curves import DEFAULT_DOMAINS, passk_curves, task_domain
+from prorl_eval.analysis.curves import passk_curves, task_domain
 from prorl_eval.analysis.inputs import load_counts, problem_counts, run_labels
 
 __all__ = [
-    "DEFAULT_DOMAINS",
     "BoundaryReport",
     "classify_regimes",
     "compare_boundary",

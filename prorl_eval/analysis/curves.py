@@ -8,10 +8,12 @@ every ``k = 1 .. n``, where ``n`` is the smallest per-problem sample count of th
 capped by ``max_k``). Three scopes are reported:
 
 - ``task``: one curve per task.
-- ``domain``: the task family, from :func:`task_domain` (``gym:*`` → logic, math benchmarks → math,
-  code benchmarks → code, ...). A domain's pass@k is the **unweighted mean of its tasks' pass@k**:
-  every task counts equally, whatever its number of problems, so a 500-problem benchmark does not
-  drown a 30-problem one. Its k runs up to the smallest ``n`` among its tasks.
+- ``domain``: the task's domain, from :func:`task_domain`: the ``domains`` mapping (the callers
+  pass what each run's run.json recorded), else the task catalogue's (``gym:*`` → logic, math
+  benchmarks → math, code benchmarks → code, ...). A domain's pass@k is the **unweighted mean of
+  its tasks' pass@k**: every task counts equally, whatever its number of problems, so a
+  500-problem benchmark does not drown a 30-problem one. Its k runs up to the smallest ``n``
+  among its tasks.
 - ``overall``: the same equal-weight mean over all tasks of the run.
 
 Bands
@@ -56,7 +58,7 @@ from prorl_eval.passk import (
 
 __all__ = [
     "CURVE_COLUMNS",
-    "DEFAULT_DOMAINS",
+    "UNKNOWN_DOMAIN",
     "bootstrap_means",
     "passk_curves",
     "passk_matrix",
@@ -65,24 +67,7 @@ __all__ = [
     "task_domain",
 ]
 
-# Exact task names and family prefixes (the part before ':') -> domain. Exact names win.
-DEFAULT_DOMAINS: dict[str, str] = {
-    "gym": "logic",
-    "custom": "custom",
-    "code": "code",
-    "aime24": "math",
-    "aime25": "math",
-    "amc23": "math",
-    "math500": "math",
-    "minerva": "math",
-    "olympiadbench": "math",
-    "humaneval": "code",
-    "humaneval_plus": "code",
-    "mbpp_plus": "code",
-    "gpqa_diamond": "stem",
-    "ifeval": "ifeval",
-}
-UNKNOWN_DOMAIN = "other"
+UNKNOWN_DOMAIN = "other"  # a task neither the mapping nor the catalogue knows
 CURVE_COLUMNS = (
     "run",
     "scope",
@@ -100,21 +85,26 @@ CURVE_COLUMNS = (
 
 
 def task_domain(task: str, domains: Mapping[str, str] | None = None) -> str:
-    """The domain of a task: exact name in ``domains``, else its family prefix, else "other".
+    """The domain of a task: its exact name in ``domains``, else its family prefix (the part before
+    ':') there, else the task catalogue's domain
+    (:func:`prorl_eval.tasks.registry.catalogue_domain`), else "other".
 
-    ``domains`` extends (and overrides) :data:`DEFAULT_DOMAINS`.
+    ``domains`` is typically what the runs' run.json recorded (:func:`prorl_eval.analysis.inputs.
+    recorded_domains`), plus any mapping the user gives; the catalogue covers older runs.
 
     Example:
         >>> [task_domain(t) for t in ("gym:basic_arithmetic", "aime24", "code:apps", "xyz")]
         ['logic', 'math', 'code', 'other']
     """
-    table = {**DEFAULT_DOMAINS, **(domains or {})}
+    from prorl_eval.tasks.registry import catalogue_domain
+
+    table = domains or {}
     if task in table:
         return table[task]
     family = task.split(":", 1)[0] if ":" in task else None
     if family is not None and family in table:
         return table[family]
-    return UNKNOWN_DOMAIN
+    return catalogue_domain(task) or UNKNOWN_DOMAIN
 
 
 def passk_matrix(n: np.ndarray, c: np.ndarray, max_k: int) -> np.ndarray:
@@ -197,7 +187,7 @@ def passk_curves(
     Args:
         runs: ``{label: counts}``, each counts frame with ``task``, ``problem_id``, ``n``, ``c``
             (as from :func:`prorl_eval.analysis.inputs.problem_counts`); the order is kept.
-        domains: extra ``{task name or family prefix: domain}`` entries over the defaults.
+        domains: ``{task name or family prefix: domain}`` over the catalogue's domains.
         max_k: cap on k (default: the group's smallest per-problem ``n``).
         resamples, seed, level: bootstrap settings of the bands.
 

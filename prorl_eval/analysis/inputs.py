@@ -126,7 +126,8 @@ def _counts_of(samples: Any, path: str | Path) -> Any:
 
 def recorded_domains(paths: Sequence[str | Path]) -> dict[str, str]:
     """``{task: domain}`` as the runs' run.json recorded them (a run folder, or the folder of a
-    run's samples.jsonl); tasks of runs without run.json fall back to the name-based defaults.
+    run's samples.jsonl); tasks of runs without run.json are left out, so the analyses fall back
+    to the task catalogue's domain (:func:`prorl_eval.analysis.curves.task_domain`).
 
     A custom task's ``domain=`` option and every registry task's own domain reach the analyses
     this way, without a table kept here."""

@@ -6,9 +6,14 @@ What
 at one k and returns one row per (run, task): the mean pass@k over problems and the half-width of
 its 95% bootstrap CI, both in percent. :func:`build_tables` pivots those cells into one
 :class:`DomainTable` per domain, as in the ProRL paper's tables: rows are the benchmarks of the
-domain (in the paper's order: aime24, aime25, amc23, math500, minerva, olympiadbench; humaneval,
-humaneval_plus, mbpp_plus, code:*; gpqa_diamond; ifeval; gym:*), columns are the runs, the best
-value of each row is marked, and a domain with two or more benchmarks ends with an average row.
+domain, columns are the runs, the best value of each row is marked, and a domain with two or more
+benchmarks ends with an average row.
+
+Order: as the task catalogue lists tasks (`prorl-eval tasks`, which follows the paper: aime24 ...
+olympiadbench; humaneval, humaneval_plus, mbpp_plus; gpqa_diamond; ifeval; then the starter sets
+and gym:*), a task outside it after the listed ones of its family (`code:*` after mbpp_plus, a
+configured `gym:<dataset>?...` by its dataset); domains in the order their first task comes in the
+catalogue, others alphabetically, "other" last.
 
 Definitions
 -----------
@@ -44,8 +49,6 @@ from prorl_eval.errors import UserError
 
 __all__ = [
     "AVERAGE_ROW",
-    "DOMAIN_ORDER",
-    "TASK_ORDER",
     "DomainTable",
     "average_interval",
     "build_tables",
@@ -57,20 +60,6 @@ __all__ = [
 ]
 
 AVERAGE_ROW = "Average"
-DOMAIN_ORDER = ("math", "code", "stem", "ifeval", "logic", "custom")
-TASK_ORDER = (
-    "aime24",
-    "aime25",
-    "amc23",
-    "math500",
-    "minerva",
-    "olympiadbench",
-    "humaneval",
-    "humaneval_plus",
-    "mbpp_plus",
-    "gpqa_diamond",
-    "ifeval",
-)
 CELL_COLUMNS = (
     "run",
     "domain",
@@ -109,21 +98,25 @@ class DomainTable:
 
 
 def task_sort_key(task: str) -> tuple[int, str]:
-    """Paper order first (:data:`TASK_ORDER`), then the rest alphabetically."""
-    if task in TASK_ORDER:
-        return (TASK_ORDER.index(task), "")
-    return (len(TASK_ORDER), task)
+    """Catalogue order (:func:`prorl_eval.tasks.registry.catalogue_position`), ties by name."""
+    from prorl_eval.tasks.registry import catalogue_position
+
+    return (catalogue_position(task), task)
 
 
 def domain_sort_key(domain: str) -> tuple[int, str]:
-    """:data:`DOMAIN_ORDER` first, then other domains alphabetically, "other" last."""
-    if domain in DOMAIN_ORDER:
-        return (DOMAIN_ORDER.index(domain), "")
-    return (len(DOMAIN_ORDER) + (domain == "other"), domain)
+    """The catalogue's domains in its order, then other domains alphabetically, "other" last."""
+    from prorl_eval.analysis.curves import UNKNOWN_DOMAIN
+    from prorl_eval.tasks.registry import catalogue_domains
+
+    known = catalogue_domains()
+    if domain in known:
+        return (known.index(domain), "")
+    return (len(known) + (domain == UNKNOWN_DOMAIN), domain)
 
 
 def report_order(tasks: Sequence[str], domains: Mapping[str, str] | None = None) -> list[str]:
-    """Tasks as the report lists them: by domain (:func:`domain_sort_key`), then paper order.
+    """Tasks as the report lists them: by domain (:func:`domain_sort_key`), then catalogue order.
 
     Example:
         >>> report_order(["gym:b", "humaneval", "math500", "aime24", "gym:a"])
@@ -160,7 +153,8 @@ def cell_table(
         results: ``{label: frame}`` with the columns of :func:`prorl_eval.load_results`; order
             is kept (it is the column order of the tables).
         k: the k of pass@k shown in the cells.
-        domains: extra ``{task name or family: domain}`` over the analysis defaults.
+        domains: ``{task name or family: domain}`` (what the runs' run.json recorded) over the
+            task catalogue's domains.
 
     Returns:
         DataFrame with :data:`CELL_COLUMNS`; ``ci_low``/``ci_high`` in percent too.
@@ -285,7 +279,7 @@ def build_tables(
     counts: Mapping[str, Any | None] | None = None,
     bootstrap: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[DomainTable]:
-    """One :class:`DomainTable` per domain, domains in :data:`DOMAIN_ORDER` (others after).
+    """One :class:`DomainTable` per domain, in :func:`domain_sort_key` order.
 
     Args:
         cells: :func:`cell_table` output (its run order is the column order).

@@ -9,6 +9,7 @@
 """
 
 from prorl_eval.sandbox.harness import (
+    SANDBOX_VERSION,
     UNSAFE_ENV,
     CallResult,
     Limits,
@@ -22,6 +23,7 @@ from prorl_eval.sandbox.harness import (
 )
 
 __all__ = [
+    "SANDBOX_VERSION",
     "UNSAFE_ENV",
     "CallResult",
     "Limits",

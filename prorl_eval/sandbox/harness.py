@@ -73,6 +73,9 @@ from typing import Any, TypeVar
 from prorl_eval.errors import UserError
 from prorl_eval.sandbox import proto
 
+# Recorded in every sandbox-scored task's version: bump when a change to the sandbox could change
+# a verdict, so run folders never mix two sandboxes.
+SANDBOX_VERSION = "sandbox-v1"
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 UNSAFE_ENV = "PRORL_SANDBOX_UNSAFE_NO_ISOLATION"
 TEST_DENY_ENV = "PRORL_SANDBOX_TEST_NO_NAMESPACES"

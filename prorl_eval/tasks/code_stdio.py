@@ -31,17 +31,15 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prorl_eval.errors import UserError
-from prorl_eval.sandbox import Limits, run_stdio
+from prorl_eval.sandbox import SANDBOX_VERSION, Limits, run_stdio
 from prorl_eval.tasks.base import Problem, Score, Task
-from prorl_eval.tasks.code import SANDBOX_VERSION
 from prorl_eval.tasks.code_extract import extract_code
 from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
-
-if TYPE_CHECKING:
-    from prorl_eval.tasks.registry import TaskOptions
+from prorl_eval.tasks.entries import Family
+from prorl_eval.tasks.options import TaskOptions
 
 STDIO_LIMITS = Limits(cpu_s=4, wall_s=8, memory_mb=1024, max_procs=16, total_wall_s=60)
 STDIO_INSTRUCTION = (
@@ -77,12 +75,6 @@ PRESETS: dict[str, StdioFormat] = {
         ("question_content",), ("public_test_cases", "private_test_cases"), ("question_id",)
     ),
     "open-r1/codeforces": StdioFormat(("description",), ("official_tests",), ("id",), "test"),
-}
-
-STDIO_FAMILY = {
-    "domain": "code",
-    "verifier": "sandbox: stdin/stdout (fraction of tests passed)",
-    "usage": "code:<hub id, e.g. codeparrot/apps> or code:<file.jsonl[.gz]>",
 }
 
 
@@ -304,3 +296,13 @@ class StdioTask(Task):
                 first_failure = f"; first failure: test {number}: {why}"
         reason = f"{passed}/{len(tests)} tests passed [{how}]{first_failure}"
         return Score(passed / len(tests), reason[:500], {"passed": passed, "total": len(tests)})
+
+
+# The `code:<hub id or file>` family, as the registry lists and builds it.
+FAMILY = Family(
+    prefix="code",
+    domain=StdioTask.domain,
+    verifier="sandbox: stdin/stdout (fraction of tests passed)",
+    usage="code:<hub id, e.g. codeparrot/apps> or code:<file.jsonl[.gz]>",
+    build=build_stdio_task,
+)

@@ -47,6 +47,8 @@ from urllib.parse import parse_qsl
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task, last_answer_line, strip_reasoning
 from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
+from prorl_eval.tasks.entries import Family
+from prorl_eval.tasks.options import TaskOptions
 from prorl_eval.tasks.stem import LETTERS, score_choice
 
 # v3: the last-line fallback skips an unfinished numbered-list item (tasks.base.last_answer_line).
@@ -361,7 +363,16 @@ class CustomTask(Task):
         return self._verifier.check(response, problem.answer, self.config)
 
 
-def build_custom_task(argument: str, options: Any) -> CustomTask:
-    """Registry builder for `custom:<argument>` (`options` is a TaskOptions; `limit` applies)."""
+def build_custom_task(argument: str, options: TaskOptions) -> CustomTask:
+    """Registry builder for `custom:<argument>` (of the options, `limit` applies)."""
     config = parse_custom_argument(argument, limit=options.limit)
     return CustomTask(f"custom:{argument}", config)
+
+
+FAMILY = Family(
+    prefix="custom",
+    domain=CustomTask.domain,
+    verifier="exact | contains | regex | math | multiple_choice",
+    usage="custom:<file.jsonl|.csv or hub id>?prompt=<col>&answer=<col>&verifier=<name>[&id=<col>]",
+    build=build_custom_task,
+)

@@ -34,6 +34,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -41,8 +42,12 @@ from prorl_eval.determinism import call_with_fixed_hash_seed
 from prorl_eval.errors import UserError
 from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.base import Problem, Score, Task, last_answer_line, strip_reasoning
+from prorl_eval.tasks.entries import Family, TaskEntry
+from prorl_eval.tasks.options import TaskOptions
 
 DEFAULT_GYM_LIMIT = 50
+GYM_SOURCE = "reasoning-gym (generated offline)"
+GYM_VERIFIER = "reasoning-gym score_answer"
 ANSWER_INSTRUCTION = (
     "Think step by step, then give only the final answer inside <answer></answer> tags, "
     "for example <answer>42</answer>."
@@ -305,7 +310,7 @@ class GymTask(Task):
         version = metadata.version("reasoning-gym")
         # The size is not part of the version: item i depends only on (seed, i), so a run can grow.
         self.version = f"reasoning-gym=={version};{EXTRACTION_VERSION};seed={config.seed}"
-        self.source = "reasoning-gym (generated offline)"
+        self.source = GYM_SOURCE
         self._dataset: Any = None
 
     @property
@@ -348,3 +353,34 @@ class GymTask(Task):
         value = min(1.0, max(0.0, value))
         shown = answer if len(answer) <= 60 else answer[:57] + "..."
         return Score(value, f"{how} answer {shown!r} scored {value:g} by {self.name}")
+
+
+def build_gym_task(argument: str, options: TaskOptions) -> GymTask:
+    """Registry builder for `gym:<dataset>[?field=value&...]` (`--limit` defaults to 50 here)."""
+    dataset, params = parse_gym_argument(argument)
+    limit = options.limit if options.limit is not None else DEFAULT_GYM_LIMIT
+    return GymTask(GymConfig(dataset=dataset, limit=limit, seed=options.seed, params=params))
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """Every usable Reasoning Gym dataset with its default config, as the registry lists them."""
+    return [
+        TaskEntry(
+            name=f"gym:{dataset}",
+            domain=GymTask.domain,
+            verifier=GYM_VERIFIER,
+            source=GYM_SOURCE,
+            size=f"--limit (default {DEFAULT_GYM_LIMIT})",
+            build=partial(build_gym_task, dataset),
+        )
+        for dataset in gym_dataset_names()
+    ]
+
+
+FAMILY = Family(
+    prefix="gym",
+    domain=GymTask.domain,
+    verifier=GYM_VERIFIER,
+    usage="gym:<dataset>[?<config field>=<value>&...] (see the list)",
+    build=build_gym_task,
+)

@@ -49,21 +49,14 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
+from prorl_eval.tasks.entries import TaskEntry
+from prorl_eval.tasks.options import TaskOptions
 
 IFEVAL_VERSION = "ifeval-v1"
 HUB_ID = "google/IFEval"
 _PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
 _READY: dict[str, Path] = {}  # per-process memo of ensure_punkt_tab
 _RANDOM_LOCK = threading.Lock()
-
-IFEVAL_TASKS: dict[str, dict[str, str]] = {
-    "ifeval": {
-        "domain": "ifeval",
-        "verifier": "lm-eval IFEval checkers (prompt-level strict; loose and instruction-level "
-        "in summary)",
-        "source": f"hub {HUB_ID} or <data_dir>/ifeval/input_data.jsonl",
-    }
-}
 
 
 def nltk_data_dir() -> Path:
@@ -287,6 +280,15 @@ def ifeval_accuracies(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def build_ifeval_task(options: Any) -> IFEvalTask:
-    """Registry builder for `ifeval` (`options` is a TaskOptions: limit, data_dir)."""
+def build_ifeval_task(options: TaskOptions) -> IFEvalTask:
+    """Registry builder for `ifeval` (of the options, `limit` and `data_dir` apply)."""
     return IFEvalTask(IFEvalConfig(limit=options.limit, data_dir=options.data_dir))
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """IFEval as the registry lists it (541 prompts in the release)."""
+    verifier = (
+        "lm-eval IFEval checkers (prompt-level strict; loose and instruction-level in summary)"
+    )
+    source = f"hub {HUB_ID} or <data_dir>/ifeval/input_data.jsonl"
+    return [TaskEntry("ifeval", IFEvalTask.domain, verifier, source, "541", build_ifeval_task)]

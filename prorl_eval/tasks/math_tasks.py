@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task
 from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
+from prorl_eval.tasks.entries import TaskEntry
 from prorl_eval.tasks.math_answer import (
     DEFAULT_TIMEOUT_S,
     gold_text,
@@ -38,9 +40,7 @@ from prorl_eval.tasks.math_answer import (
     scorer_version,
     verify_math,
 )
-
-if TYPE_CHECKING:
-    from prorl_eval.tasks.registry import TaskOptions
+from prorl_eval.tasks.options import TaskOptions
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 METADATA_FIELDS = ("subject", "level", "type", "subfield", "answer_type", "unit")
@@ -66,39 +66,35 @@ class MathSpec:
     hub_id: str
     split: str
     local_file: str  # under <data_dir>/math/
+    size: int  # problems in the standard release
     hub_fields: FieldMap
     local_fields: FieldMap
-
-    def describe(self) -> dict[str, str]:
-        """The row `prorl-eval tasks` shows: domain, verifier and where the data comes from."""
-        return {
-            "domain": "math",
-            "verifier": "math-verify",
-            "source": f"hub {self.hub_id} ({self.split}) or <data_dir>/math/{self.local_file}",
-        }
 
 
 _PLAIN = FieldMap(question=("problem", "question"), answer=("answer",), ids=("id",))
 
 
-def _spec(name: str, title: str, hub: str, split: str, file: str, **fields: FieldMap) -> MathSpec:
+def _spec(
+    name: str, title: str, hub: str, split: str, file: str, size: int, **fields: FieldMap
+) -> MathSpec:
     plain = {"hub_fields": _PLAIN, "local_fields": _PLAIN}
-    return MathSpec(name, title, hub, split, file, **{**plain, **fields})
+    return MathSpec(name, title, hub, split, file, size, **{**plain, **fields})
 
 
 # task name -> spec; another final-answer benchmark is one more entry here
 MATH_TASKS: dict[str, MathSpec] = {
     spec.name: spec
     for spec in (
-        _spec("aime24", "AIME 2024", "HuggingFaceH4/aime_2024", "train", "aime24.jsonl"),
-        _spec("aime25", "AIME 2025", "math-ai/aime25", "test", "aime25.jsonl"),
-        _spec("amc23", "AMC 2023", "math-ai/amc23", "test", "amc23.jsonl"),
+        _spec("aime24", "AIME 2024", "HuggingFaceH4/aime_2024", "train", "aime24.jsonl", 30),
+        _spec("aime25", "AIME 2025", "math-ai/aime25", "test", "aime25.jsonl", 30),
+        _spec("amc23", "AMC 2023", "math-ai/amc23", "test", "amc23.jsonl", 40),
         _spec(
             "math500",
             "MATH-500",
             "HuggingFaceH4/MATH-500",
             "test",
             "math500.jsonl",
+            500,
             hub_fields=FieldMap(("problem",), ("answer",), ("unique_id",)),
             local_fields=FieldMap(("problem",), ("answer",), ("unique_id",)),
         ),
@@ -108,6 +104,7 @@ MATH_TASKS: dict[str, MathSpec] = {
             "math-ai/minervamath",
             "test",
             "minerva_math.jsonl",
+            272,
             hub_fields=FieldMap(("question", "problem"), ("answer",), ("idx", "id")),
             local_fields=FieldMap(("problem",), ("solution",), ("idx",), boxed_answer=True),
         ),
@@ -117,6 +114,7 @@ MATH_TASKS: dict[str, MathSpec] = {
             "math-ai/olympiadbench",
             "test",
             "olympiadbench.jsonl",
+            675,
             hub_fields=FieldMap(("question", "problem"), ("final_answer", "answer"), ("id",)),
             local_fields=FieldMap(("question",), ("final_answer",), ("id",)),
         ),
@@ -210,6 +208,21 @@ def build_math_task(name: str, options: TaskOptions) -> MathTask:
     UserError: math500: offline data file /nowhere/math/math500.jsonl does not exist. ...
     """
     return MathTask(MathConfig(name=name, limit=options.limit, data_dir=options.data_dir))
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """The maths benchmarks as the registry lists them: one entry per `MATH_TASKS` spec."""
+    return [
+        TaskEntry(
+            name=spec.name,
+            domain=MathTask.domain,
+            verifier="math-verify",
+            source=f"hub {spec.hub_id} or <data_dir>/math/{spec.local_file}",
+            size=str(spec.size),
+            build=partial(build_math_task, spec.name),
+        )
+        for spec in MATH_TASKS.values()
+    ]
 
 
 # ----------------------------------------------------------------------------- rows

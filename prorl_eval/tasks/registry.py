@@ -1,14 +1,20 @@
 """The task registry: task names on the command line → Task objects.
 
-The registry is explicit tables, not an import side effect:
+The registry keeps no table of its own: each task module declares its tasks once, with
+`catalogue_entries()` (one `TaskEntry` per concrete task: name, domain, verifier, data source,
+size, builder) and, for a family, `FAMILY` (prefix, domain, verifier, usage, builder). The registry
+imports those modules lazily, when a list is asked for, and joins them:
 
 - `named_tasks()` — fixed benchmarks by stable name (`aime24`, `humaneval`, `ifeval`, ...);
-- `FAMILIES` — a prefix and an argument: `gym:<dataset>`, `code:<hub id or file>`,
-  `custom:<file or hub id>?...`;
-- `SUITES` — names that expand to several tasks (`math`, `code`, `logic`, `prorl-paper`, ...).
+- `families()` — a prefix and an argument: `gym:<dataset>`, `code:<hub id or file>`,
+  `starter:<set>`, `custom:<file or hub id>?...`;
+- `catalogue()` — every concrete task, as `prorl-eval tasks` lists them (the fixed benchmarks,
+  then the starter sets and the Reasoning Gym datasets);
+- `suites()` — names that expand to several tasks (`math`, `code`, `logic`, `prorl-paper`, ...).
 
-Every builder receives the shared loading options (`TaskOptions`). Family modules are imported only
-when one of their tasks is built, so `import prorl_eval` stays light.
+Every builder receives the shared loading options (`TaskOptions`, from `tasks.options`; re-exported
+here for the many callers that import it with the registry). Importing this module imports no task
+module, so `import prorl_eval` stays light and no task module depends on the registry.
 
 Example:
     >>> tasks = resolve_tasks("gym:basic_arithmetic", TaskOptions(limit=3))  # doctest: +SKIP
@@ -18,168 +24,74 @@ Example:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import functools
+import importlib
+from types import ModuleType
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Task
+from prorl_eval.tasks.entries import Family, TaskEntry
+from prorl_eval.tasks.options import TaskOptions, data_dir_from
+
+__all__ = [
+    "DEFAULT_TASKS",
+    "GYM_DEFAULT_TASKS",
+    "Family",
+    "TaskEntry",
+    "TaskOptions",
+    "build_task",
+    "catalogue",
+    "catalogue_domain",
+    "catalogue_domains",
+    "catalogue_position",
+    "data_dir_from",
+    "expand_names",
+    "families",
+    "list_task_names",
+    "named_tasks",
+    "resolve_available_tasks",
+    "resolve_tasks",
+    "suites",
+]
 
 # The README's first command: the starter sets, on which the embedded model is sometimes right.
 DEFAULT_TASKS = "starter"
 GYM_DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """Loading options shared by every task: how many problems, the data seed, and where offline
-    copies of benchmark data live (`--data-dir` or `$PRORL_DATA_DIR`; None means the hub)."""
-
-    limit: int | None = None
-    seed: int = 0
-    data_dir: str | None = None
-
-    def validate(self) -> None:
-        if self.limit is not None and self.limit <= 0:
-            raise UserError(f"--limit must be a positive number of problems (got {self.limit}).")
-        if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            raise UserError(
-                f"data directory {self.data_dir} does not exist; pass --data-dir (or set "
-                "PRORL_DATA_DIR) to a folder laid out like shared/data (math/, ifeval/, ...)."
-            )
+# Modules under prorl_eval.tasks, in listing order. Fixed benchmarks are built by name; the members
+# of a family are listed one by one but built through their family; the last have a family only.
+_NAMED_MODULES = ("math_tasks", "code", "stem", "ifeval")
+_MEMBER_MODULES = ("starter", "gym")
+_FAMILY_MODULES = ("gym", "code_stdio", "starter", "custom")
 
 
-def data_dir_from(option: str | None) -> str | None:
-    """`--data-dir` if given, else `$PRORL_DATA_DIR`, else None (load from the hub)."""
-    return option or os.environ.get("PRORL_DATA_DIR") or None
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"prorl_eval.tasks.{name}")
 
 
-@dataclass(frozen=True)
-class TaskEntry:
-    """One catalogue line of `prorl-eval tasks`, with the builder of the task it describes."""
-
-    name: str
-    domain: str
-    verifier: str
-    source: str
-    size: str
-    build: Callable[[TaskOptions], Task]
-
-
-@dataclass(frozen=True)
-class Family:
-    """A `prefix:<argument>` task family."""
-
-    prefix: str
-    domain: str
-    verifier: str
-    usage: str
-    build: Callable[[str, TaskOptions], Task]
-
-
-def _gym(argument: str, options: TaskOptions) -> Task:
-    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, GymConfig, GymTask, parse_gym_argument
-
-    dataset, params = parse_gym_argument(argument)
-    limit = options.limit if options.limit is not None else DEFAULT_GYM_LIMIT
-    return GymTask(GymConfig(dataset=dataset, limit=limit, seed=options.seed, params=params))
-
-
-def _custom(argument: str, options: TaskOptions) -> Task:
-    from prorl_eval.tasks.custom import build_custom_task
-
-    return build_custom_task(argument, options)
-
-
-def _starter(argument: str, options: TaskOptions) -> Task:
-    from prorl_eval.tasks.starter import build_starter_task
-
-    return build_starter_task(argument, options)
-
-
-def _stdio(argument: str, options: TaskOptions) -> Task:
-    from prorl_eval.tasks.code_stdio import build_stdio_task
-
-    return build_stdio_task(argument, options)
-
-
-FAMILIES: dict[str, Family] = {
-    "gym": Family(
-        "gym",
-        "logic",
-        "reasoning-gym score_answer",
-        "gym:<dataset>[?<config field>=<value>&...] (see the list)",
-        _gym,
-    ),
-    "code": Family(
-        "code",
-        "code",
-        "sandbox: stdin/stdout (fraction of tests passed)",
-        "code:<hub id, e.g. codeparrot/apps> or code:<file.jsonl[.gz]>",
-        _stdio,
-    ),
-    "starter": Family(
-        "starter",
-        "knowledge / math",
-        "contains | math | exact",
-        "starter:<capitals|sums|products>[-train] (held-out split; -train: the training split)",
-        _starter,
-    ),
-    "custom": Family(
-        "custom",
-        "custom",
-        "exact | contains | regex | math | multiple_choice",
-        "custom:<file.jsonl|.csv or hub id>?prompt=<col>&answer=<col>&verifier=<name>[&id=<col>]",
-        _custom,
-    ),
-}
-
-# Sizes of the fixed benchmarks (problems in the standard release).
-_SIZES = {
-    "aime24": "30",
-    "aime25": "30",
-    "amc23": "40",
-    "math500": "500",
-    "minerva": "272",
-    "olympiadbench": "675",
-    "humaneval": "164",
-    "humaneval_plus": "164",
-    "mbpp_plus": "378",
-    "gpqa_diamond": "198",
-    "ifeval": "541",
-}
+def _entries(*modules: str) -> list[TaskEntry]:
+    """The catalogue entries the given task modules declare, concatenated in order."""
+    return [entry for name in modules for entry in _module(name).catalogue_entries()]
 
 
 def named_tasks() -> dict[str, TaskEntry]:
     """Fixed benchmarks by stable name (scripts depend on these names)."""
-    from prorl_eval.tasks import code, ifeval, math_tasks, stem
+    return {entry.name: entry for entry in _entries(*_NAMED_MODULES)}
 
-    entries: dict[str, TaskEntry] = {}
-    for name, spec in math_tasks.MATH_TASKS.items():
-        entries[name] = TaskEntry(
-            name,
-            "math",
-            "math-verify",
-            f"hub {spec.hub_id} or <data_dir>/math/{spec.local_file}",
-            _SIZES.get(name, "?"),
-            lambda options, n=name: math_tasks.build_math_task(n, options),
-        )
-    for table, build in (
-        (code.CODE_TASKS, lambda n: lambda options: code.build_code_task(n, options)),
-        (stem.STEM_TASKS, lambda n: lambda options: stem.build_stem_task(n, options)),
-        (ifeval.IFEVAL_TASKS, lambda n: lambda options: ifeval.build_ifeval_task(options)),
-    ):
-        for name, info in table.items():
-            entries[name] = TaskEntry(
-                name,
-                info["domain"],
-                info["verifier"],
-                info["source"],
-                _SIZES.get(name, "?"),
-                build(name),
-            )
-    return entries
+
+def families() -> dict[str, Family]:
+    """`prefix:<argument>` families by prefix."""
+    declared = (_module(name).FAMILY for name in _FAMILY_MODULES)
+    return {family.prefix: family for family in declared}
+
+
+def catalogue() -> list[TaskEntry]:
+    """Every concrete task, for `prorl-eval tasks`: the fixed benchmarks, then family members."""
+    return _entries(*_NAMED_MODULES, *_MEMBER_MODULES)
+
+
+def _names(module: str) -> tuple[str, ...]:
+    return tuple(entry.name for entry in _entries(module))
 
 
 def _gym_suites() -> dict[str, tuple[str, ...]]:
@@ -195,57 +107,23 @@ def _gym_suites() -> dict[str, tuple[str, ...]]:
 
 def suites() -> dict[str, tuple[str, ...]]:
     """Suite name → the task names it expands to."""
-    from prorl_eval.tasks import code, math_tasks, stem
     from prorl_eval.tasks.starter import STARTER_SETS
 
     table: dict[str, tuple[str, ...]] = {"gym-default": tuple(GYM_DEFAULT_TASKS.split(","))}
     table["starter"] = tuple(f"starter:{name}" for name in STARTER_SETS)
-    table["math"] = tuple(math_tasks.MATH_TASKS)
-    table["code"] = tuple(code.CODE_TASKS)
-    table["stem"] = tuple(stem.STEM_TASKS)
-    table["ifeval"] = ("ifeval",)
+    table["math"] = _names("math_tasks")
+    table["code"] = _names("code")
+    table["stem"] = _names("stem")
+    table["ifeval"] = _names("ifeval")
     table.update(_gym_suites())
     table["prorl-paper"] = (
         *table["math"],
         *table["code"],
         *table["stem"],
-        "ifeval",
+        *table["ifeval"],
         *table["logic"],
     )
     return table
-
-
-def catalogue() -> list[TaskEntry]:
-    """Every concrete task, for `prorl-eval tasks`."""
-    from prorl_eval.tasks.gym import DEFAULT_GYM_LIMIT, gym_dataset_names
-    from prorl_eval.tasks.starter import STARTER_SETS, build_starter_task
-
-    entries = list(named_tasks().values())
-    for name, spec in STARTER_SETS.items():
-        for suffix, size in (("", "16"), ("-train", "train split")):
-            entries.append(
-                TaskEntry(
-                    f"starter:{name}{suffix}",
-                    spec["domain"],
-                    spec["verifier"],
-                    "prorl starter set (bundled)",
-                    size,
-                    lambda options, a=f"{name}{suffix}": build_starter_task(a, options),
-                )
-            )
-    gym = FAMILIES["gym"]
-    for dataset in gym_dataset_names():
-        entries.append(
-            TaskEntry(
-                f"gym:{dataset}",
-                gym.domain,
-                gym.verifier,
-                "reasoning-gym (generated offline)",
-                f"--limit (default {DEFAULT_GYM_LIMIT})",
-                lambda options, d=dataset: _gym(d, options),
-            )
-        )
-    return entries
 
 
 def list_task_names() -> list[str]:
@@ -275,11 +153,12 @@ def build_task(name: str, options: TaskOptions) -> Task:
     if name in named:
         return named[name].build(options)
     family, sep, argument = name.partition(":")
-    if sep and family in FAMILIES and argument:
-        return FAMILIES[family].build(argument, options)
+    prefixes = families()
+    if sep and family in prefixes and argument:
+        return prefixes[family].build(argument, options)
     import difflib
 
-    known = [*named, *suites(), *(f"{f}:" for f in FAMILIES)]
+    known = [*named, *suites(), *(f"{f}:" for f in prefixes)]
     close = difflib.get_close_matches(name, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UserError(
@@ -315,3 +194,63 @@ def resolve_available_tasks(spec: str, options: TaskOptions) -> tuple[list[Task]
     if not tasks:
         raise UserError(f"no task of '{spec}' could be loaded: {next(iter(skipped.values()))}")
     return tasks, skipped
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+@functools.cache
+def _listing() -> tuple[TaskEntry, ...]:
+    """`catalogue()` once per process, for the lookups below (the list of gym datasets is slow)."""
+    return tuple(catalogue())
+
+
+@functools.cache
+def _positions() -> dict[str, int]:
+    """{task name: its position in `catalogue()`}."""
+    return {entry.name: position for position, entry in enumerate(_listing())}
+
+
+def _listed_name(name: str) -> str | None:
+    """The catalogue entry a task name stands for: itself, else its base name without config
+    settings (`gym:chain_sum?max_digits=1`), else the name before ':' (`aime24:hard`)."""
+    positions = _positions()
+    for candidate in (name, name.partition("?")[0], name.partition(":")[0]):
+        if candidate in positions:
+            return candidate
+    return None
+
+
+def catalogue_domain(name: str) -> str | None:
+    """The domain the catalogue gives a task name (its entry's, else its family's), or None.
+
+    A run records each task's own domain in run.json; this is the fallback for runs without it.
+
+    Example:
+        >>> [catalogue_domain(n) for n in ("aime24:hard", "code:apps", "starter:sums", "xyz")]
+        ['math', 'code', 'math', None]
+    """
+    listed = _listed_name(name)
+    if listed is not None:
+        return _listing()[_positions()[listed]].domain
+    family, sep, _ = name.partition(":")
+    prefixes = families()
+    return prefixes[family].domain if sep and family in prefixes else None
+
+
+def catalogue_position(name: str) -> int:
+    """Where a task comes in catalogue order: its entry's position (as `catalogue_domain` finds
+    the entry), else after every entry by its family's position, else after every family."""
+    positions = _positions()
+    listed = _listed_name(name)
+    if listed is not None:
+        return positions[listed]
+    prefixes = list(families())
+    family = name.partition(":")[0] if ":" in name else None
+    return len(positions) + (prefixes.index(family) if family in prefixes else len(prefixes))
+
+
+def catalogue_domains() -> list[str]:
+    """Every domain the catalogue names, in order of first appearance (entries, then families)."""
+    found = [entry.domain for entry in _listing()] + [f.domain for f in families().values()]
+    return list(dict.fromkeys(found))

@@ -22,10 +22,15 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from prorl_eval.tasks.entries import Family, TaskEntry
+from prorl_eval.tasks.options import TaskOptions
+
 DATA = Path(__file__).parent / "starter_data"
+EVAL_SIZE = 16  # questions in each held-out split
 STARTER_SETS: dict[str, dict[str, str]] = {
     "capitals": {"options": "verifier=contains", "domain": "knowledge", "verifier": "contains"},
     "sums": {"options": "verifier=math&instruction=none", "domain": "math", "verifier": "math"},
@@ -38,8 +43,8 @@ def starter_names() -> list[str]:
     return [*(f"starter:{s}" for s in STARTER_SETS), *(f"starter:{s}-train" for s in STARTER_SETS)]
 
 
-def build_starter_task(argument: str, options: Any) -> Any:
-    """Registry builder for `starter:<set>` / `starter:<set>-train` (`options`: TaskOptions)."""
+def build_starter_task(argument: str, options: TaskOptions) -> Any:
+    """Registry builder for `starter:<set>` / `starter:<set>-train`."""
     from prorl_eval.errors import UserError
     from prorl_eval.tasks.custom import CustomTask, parse_custom_argument
 
@@ -58,3 +63,31 @@ def build_starter_task(argument: str, options: Any) -> Any:
     task = CustomTask(f"starter:{argument}", config)
     task.source = f"prorl starter set ({path.name})"
     return task
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """Each starter set's held-out split, then its training split, as the registry lists them."""
+    entries = []
+    for name, spec in STARTER_SETS.items():
+        for suffix, size in (("", str(EVAL_SIZE)), ("-train", "train split")):
+            argument = f"{name}{suffix}"
+            entries.append(
+                TaskEntry(
+                    name=f"starter:{argument}",
+                    domain=spec["domain"],
+                    verifier=spec["verifier"],
+                    source="prorl starter set (bundled)",
+                    size=size,
+                    build=partial(build_starter_task, argument),
+                )
+            )
+    return entries
+
+
+FAMILY = Family(
+    prefix="starter",
+    domain="knowledge / math",
+    verifier="contains | math | exact",
+    usage="starter:<capitals|sums|products>[-train] (held-out split; -train: the training split)",
+    build=build_starter_task,
+)

@@ -27,12 +27,15 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
 from prorl_eval.tasks.base import Problem, Score, Task, strip_reasoning
 from prorl_eval.tasks.datafiles import check_columns, load_hub_rows, read_table
+from prorl_eval.tasks.entries import TaskEntry
+from prorl_eval.tasks.options import TaskOptions
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MC_VERSION = "mc-v1"  # bump when the prompt, the shuffle or the extraction changes
@@ -53,6 +56,7 @@ class MCDatasetSpec:
     gated: bool = False
     domain: str = "stem"
     local_name: str = ""  # file stem under <data_dir>/stem/, default `name`
+    size: int | None = None  # problems in the standard release (None: not known)
 
     @property
     def num_choices(self) -> int:
@@ -69,23 +73,11 @@ GPQA_DIAMOND = MCDatasetSpec(
     distractor_fields=("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
     id_field="Record ID",
     gated=True,
+    size=198,
 )
 
 # task name -> dataset spec; a new multiple-choice benchmark is one more entry here
 MC_DATASETS: dict[str, MCDatasetSpec] = {GPQA_DIAMOND.name: GPQA_DIAMOND}
-
-# what `prorl-eval tasks` shows for each named STEM task
-STEM_TASKS: dict[str, dict[str, str]] = {
-    spec.name: {
-        "domain": spec.domain,
-        "verifier": "multiple-choice letter (options shuffled by seed)",
-        "source": f"hub {spec.hub_id}"
-        + (f" ({spec.hub_config}, {spec.hub_split})" if spec.hub_config else "")
-        + (", gated" if spec.gated else "")
-        + f" or <data_dir>/stem/{spec.local_name or spec.name}.jsonl",
-    }
-    for spec in MC_DATASETS.values()
-}
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -358,8 +350,8 @@ class MultipleChoiceTask(Task):
 # ----------------------------------------------------------------------------- data helpers
 
 
-def build_stem_task(name: str, options: Any) -> MultipleChoiceTask:
-    """Registry builder for a named multiple-choice task (`options` is a TaskOptions)."""
+def build_stem_task(name: str, options: TaskOptions) -> MultipleChoiceTask:
+    """Registry builder for a named multiple-choice task."""
     if name not in MC_DATASETS:
         raise UserError(
             f"unknown multiple-choice task '{name}'; known: {', '.join(sorted(MC_DATASETS))}."
@@ -371,3 +363,22 @@ def build_stem_task(name: str, options: Any) -> MultipleChoiceTask:
         data_dir=options.data_dir,
     )
     return MultipleChoiceTask(config)
+
+
+def _catalogue_entry(spec: MCDatasetSpec) -> TaskEntry:
+    """One multiple-choice benchmark's catalogue line (its domain is the spec's)."""
+    source = (
+        f"hub {spec.hub_id}"
+        + (f" ({spec.hub_config}, {spec.hub_split})" if spec.hub_config else "")
+        + (", gated" if spec.gated else "")
+        + f" or <data_dir>/stem/{spec.local_name or spec.name}.jsonl"
+    )
+    verifier = "multiple-choice letter (options shuffled by seed)"
+    size = "?" if spec.size is None else str(spec.size)
+    build = partial(build_stem_task, spec.name)
+    return TaskEntry(spec.name, spec.domain, verifier, source, size, build)
+
+
+def catalogue_entries() -> list[TaskEntry]:
+    """The named multiple-choice tasks as the registry lists them, one per `MC_DATASETS` spec."""
+    return [_catalogue_entry(spec) for spec in MC_DATASETS.values()]
