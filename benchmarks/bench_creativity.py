@@ -55,7 +55,7 @@ from prorl_eval.analysis.creativity import (
     creativity_of_words,
     tokenize_words,
 )
-from prorl_eval.analysis.creativity_commands import score_text
+from prorl_eval.analysis.creativity_io import score_text
 from prorl_eval.analysis.ngram_index import NgramIndex, build_index
 from tests.oracles import coverage_brute_force, match_ends_quadratic
 

@@ -15,10 +15,10 @@ import typer
 from typer.testing import CliRunner
 
 from prorl_eval.analysis.boundary import compare_boundary
-from prorl_eval.analysis.commands import boundary_command, correlate_command, curves_command
 from prorl_eval.analysis.correlation import correlate
 from prorl_eval.analysis.curves import passk_curves
 from prorl_eval.analysis.inputs import load_counts, problem_counts, run_labels
+from prorl_eval.cli.analysis import boundary_command, correlate_command, curves_command
 from prorl_eval.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analysis"

@@ -251,7 +251,7 @@ def test_summary_means_over_problems_and_models():
 @pytest.fixture(scope="module")
 def corpus_index(tmp_path_factory):
     """An index built by the command from a JSONL file and a text file."""
-    from prorl_eval.analysis.creativity_commands import index_build_command
+    from prorl_eval.cli.creativity import index_build_command
 
     folder = tmp_path_factory.mktemp("creativity")
     (folder / "a.jsonl").write_text(json.dumps({"body": " ".join(A)}) + "\n")
@@ -270,7 +270,7 @@ def write_samples(path, responses):
 
 
 def test_score_command_end_to_end(corpus_index, tmp_path):
-    from prorl_eval.analysis.creativity_commands import creativity_command
+    from prorl_eval.cli.creativity import creativity_command
 
     responses = [
         ("m", "t", "0", " ".join(A[10:30])),  # 0
@@ -303,7 +303,7 @@ def test_score_command_end_to_end(corpus_index, tmp_path):
 def test_commands_run_through_typer(corpus_index, tmp_path):
     from typer.testing import CliRunner
 
-    from prorl_eval.analysis.creativity_commands import make_app
+    from prorl_eval.cli.creativity import make_app
 
     write_samples(tmp_path / "s.jsonl", [("m", "t", "0", " ".join(A[:20]))])
     app = make_app()
@@ -321,7 +321,7 @@ def test_commands_run_through_typer(corpus_index, tmp_path):
 
 
 def test_bad_score_inputs_are_user_errors(corpus_index, tmp_path):
-    from prorl_eval.analysis.creativity_commands import creativity_command
+    from prorl_eval.cli.creativity import creativity_command
 
     good = tmp_path / "good.jsonl"
     write_samples(good, [("m", "t", "0", "a b c d e f")])
@@ -344,7 +344,7 @@ def test_bad_score_inputs_are_user_errors(corpus_index, tmp_path):
 
 
 def test_bad_build_inputs_are_user_errors(tmp_path):
-    from prorl_eval.analysis.creativity_commands import index_build_command
+    from prorl_eval.cli.creativity import index_build_command
 
     (tmp_path / "empty.jsonl").write_text('{"text": ""}\n{"text": "  "}\n')
     (tmp_path / "nofield.jsonl").write_text('{"body": "x"}\n')

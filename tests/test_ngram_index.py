@@ -17,7 +17,7 @@ from prorl_eval.analysis.creativity import (
     ends_from_lengths,
     match_ends,
 )
-from prorl_eval.analysis.creativity_commands import iter_documents, iter_hf_documents, score_text
+from prorl_eval.analysis.creativity_io import iter_documents, iter_hf_documents, score_text
 from prorl_eval.analysis.ngram_index import (
     LOW_TOKENS,
     META_FILE,

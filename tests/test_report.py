@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prorl_eval.cli.report import report_command
 from prorl_eval.errors import UserError
-from prorl_eval.report.command import report_command
 from prorl_eval.report.render import format_cell, latex_escape, markdown_escape, render_latex
 from prorl_eval.report.tables import (
     AVERAGE_ROW,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from prorl_eval.cli.report import report_command
 from prorl_eval.errors import UserError
 from prorl_eval.fingerprints import problem_fingerprint
-from prorl_eval.report.command import report_command
 from prorl_eval.results import summarize
 
 N = 8

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prorl_eval.report.command import report_command
+from prorl_eval.cli.report import report_command
 from tests.test_report import RUNS, write_run
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,7 +1,7 @@
 """Reasoning-boundary analyses over sample files: pass@k curves, base vs RL, correlations.
 
 Every function here is pure (frames and arrays in, frames, dicts and matplotlib figures out); the
-CLI commands in :mod:`prorl_eval.analysis.commands` load the runs and write the files.
+CLI commands in :mod:`prorl_eval.cli.analysis` load the runs and write the files.
 
 - :mod:`~prorl_eval.analysis.inputs`: samples → per-problem ``(n, c)`` counts.
 - :mod:`~prorl_eval.analysis.curves`: pass@k for k = 1..n per task / domain / overall, with

@@ -3,7 +3,7 @@
 What
 ----
 :func:`build_index` turns documents (an iterable of strings: see
-:mod:`prorl_eval.analysis.creativity_commands` for the text-file, JSONL and Hugging Face readers)
+:mod:`prorl_eval.analysis.creativity_io` for the text-file, JSONL and Hugging Face readers)
 into an index folder. :class:`NgramIndex` answers ``count(ngram: list[str]) -> int`` -- how many
 times the word sequence occurs verbatim in the corpus, never across a document boundary -- through
 infini-gram's C++ engine, and ``longest_matches(words)``: for every start position the longest

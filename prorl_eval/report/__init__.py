@@ -3,7 +3,8 @@
 - :mod:`~prorl_eval.report.tables`: results → per-domain tables (pure pandas).
 - :mod:`~prorl_eval.report.render`: tables and figures → report.md, report.html (self-contained),
   tables.tex (booktabs).
-- :mod:`~prorl_eval.report.command`: the ``prorl-eval report`` command.
+- :mod:`~prorl_eval.report.build`: the report's content from loaded runs (the command is
+  :mod:`prorl_eval.cli.report`).
 
 Example:
     >>> from prorl_eval.report import build_tables, cell_table         # doctest: +SKIP

@@ -296,7 +296,7 @@ def correlation_section(report: Any, inputs: BoundaryInputs, figures: Path) -> S
 def creativity_section(inputs: BoundaryInputs) -> Section:
     """Mean creativity index per run and task against the corpus index (95% CI over problems)."""
     from prorl_eval.analysis.creativity import CreativityConfig, summarize_creativity
-    from prorl_eval.analysis.creativity_commands import score_rows
+    from prorl_eval.analysis.creativity_io import score_rows
     from prorl_eval.analysis.ngram_index import NgramIndex
     from prorl_eval.schema import read_samples
 

@@ -22,9 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prorl_eval import eval_options as opt
+from prorl_eval.cli import options as opt
+from prorl_eval.cli.options import RunInterrupted
 from prorl_eval.errors import UserError, print_user_warnings
-from prorl_eval.eval_options import RunInterrupted
 from prorl_eval.models import DEFAULT_MODEL
 from prorl_eval.tasks.registry import DEFAULT_TASKS
 
@@ -254,22 +254,22 @@ def print_table(table: Table, console: Console) -> None:
 
 def _attach_analysis_commands() -> None:
     """The analysis commands live in prorl_eval.analysis; their heavy imports stay lazy."""
-    from prorl_eval.analysis.commands import boundary_command, correlate_command, curves_command
+    from prorl_eval.cli.analysis import boundary_command, correlate_command, curves_command
 
     app.command("curves")(curves_command)
     app.command("boundary")(boundary_command)
     app.command("correlate")(correlate_command)
 
-    from prorl_eval.analysis.overlap import overlap_command
+    from prorl_eval.cli.overlap import overlap_command
 
     app.command("overlap")(overlap_command)
 
-    from prorl_eval.sweep import sweep_command
+    from prorl_eval.cli.sweep import sweep_command
 
     app.command("sweep")(sweep_command)
 
-    from prorl_eval.analysis.creativity_commands import make_app as creativity_app
-    from prorl_eval.report.command import report_command
+    from prorl_eval.cli.creativity import make_app as creativity_app
+    from prorl_eval.cli.report import report_command
 
     app.add_typer(creativity_app(), name="creativity")
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
-from prorl_eval import eval_options as opt
+from prorl_eval.cli import options as opt
 from prorl_eval.errors import UserError
 
 RUNS_HELP = "Run folders or samples JSONL files (RUN_OR_SAMPLES)."
