@@ -76,21 +76,15 @@ def index_build_command(
 
     from prorl_eval.analysis.ngram_index import build_index
 
-    if bool(inputs) == (hf_dataset is not None):
-        raise UserError("give either --input (one or more) or --hf-dataset, not both or neither.")
-    if max_docs is not None and max_docs <= 0:
-        raise UserError(f"--max-docs must be positive (got {max_docs}).")
-    if workers <= 0:
-        raise UserError(f"--workers must be positive (got {workers}).")
+    _check_build_options(inputs, hf_dataset, max_docs, workers)
     documents, sources = corpus_documents(inputs, hf_dataset, hf_config, hf_split, text_field)
     documents = itertools.islice(documents, max_docs)
-    console = Console(stderr=True)
     columns = (
         TextColumn("tokenizing"),
         TextColumn("{task.completed:,} words"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=Console(stderr=True)) as bar:
         task_id = bar.add_task("tokenizing", total=None)
         stats = build_index(
             documents,
@@ -102,6 +96,16 @@ def index_build_command(
             progress=lambda words: bar.advance(task_id, words),
         )
     _print_build_stats(stats, out)
+
+
+def _check_build_options(inputs, hf_dataset, max_docs, workers) -> None:
+    """One corpus source, and positive counts."""
+    if bool(inputs) == (hf_dataset is not None):
+        raise UserError("give either --input (one or more) or --hf-dataset, not both or neither.")
+    if max_docs is not None and max_docs <= 0:
+        raise UserError(f"--max-docs must be positive (got {max_docs}).")
+    if workers <= 0:
+        raise UserError(f"--workers must be positive (got {workers}).")
 
 
 def _print_build_stats(stats: Any, out: Path) -> None:
