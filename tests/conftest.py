@@ -1,7 +1,9 @@
-"""Shared fixtures: the embedded model, a tiny random model, and a scripted fake generator."""
+"""Shared fixtures and helpers: the embedded model, a tiny random model, a scripted fake generator,
+the shared data folder, and synthetic run folders for the report tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from prorl_eval.inference.base import Completion, GenerationRequest, SamplingConfig
+from prorl_eval.results import summarize
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -114,3 +117,78 @@ def shared_data_dir() -> Path:
     """The offline benchmark copies: $PRORL_DATA_DIR, else ../shared/data beside the checkout."""
     env = os.environ.get("PRORL_DATA_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# ------------------------------------------------ synthetic run folders for the report tests
+
+REPORT_N = 8
+REPORT_KS = [1, 2, 4, 8]
+REPORT_RESAMPLES = 400
+REPORT_SEED = 3
+
+# Per run: task -> per-problem correct counts (each problem has REPORT_N samples).
+REPORT_RUNS = {
+    "base": {
+        "aime24": [0, 1, 2, 8, 3],
+        "math500": [4, 4, 8, 0, 2, 6],
+        "humaneval": [0, 0, 1, 2],
+        "gpqa_diamond": [2, 2, 2, 2],
+        "gym:basic_arithmetic": [0, 0, 0, 1, 1],
+        "gym:chain_sum": [1, 2, 3, 4],
+        "gym:spell_backward": [8, 8, 4, 0],
+    },
+    "step500": {
+        "aime24": [1, 2, 2, 8, 3],
+        "math500": [5, 4, 8, 0, 3, 6],
+        "humaneval": [0, 1, 2, 3],
+        "gpqa_diamond": [2, 3, 2, 2],
+        "gym:basic_arithmetic": [0, 2, 1, 3, 1],
+        "gym:chain_sum": [2, 2, 3, 4],
+        "gym:spell_backward": [8, 8, 6, 0],
+    },
+    "final": {  # no gym:spell_backward: left out of the logic average
+        "aime24": [2, 2, 2, 8, 3],
+        "math500": [5, 4, 8, 0, 3, 6],  # equal to step500: a tie, both bold
+        "humaneval": [1, 2, 4, 5],
+        "gpqa_diamond": [1, 1, 1, 1],
+        "gym:basic_arithmetic": [1, 2, 3, 3, 3],
+        "gym:chain_sum": [4, 4, 4, 4],
+    },
+}
+
+
+def report_sample_rows(spec: dict[str, list[int]], model: str) -> list[dict]:
+    rows = []
+    for task, counts in spec.items():
+        for pid, c in enumerate(counts):
+            for i in range(REPORT_N):
+                score = float(i < c)
+                rows.append(
+                    {
+                        "task": task,
+                        "problem_id": str(pid),
+                        "sample_idx": i,
+                        "score": score,
+                        "correct": bool(score),
+                        "model": model,
+                    }
+                )
+    return rows
+
+
+def write_report_run(
+    folder: Path, spec: dict[str, list[int]], ks=REPORT_KS, samples: bool = True
+) -> Path:
+    folder.mkdir(parents=True)
+    rows = report_sample_rows(spec, model=f"model-{folder.name}")
+    if samples:
+        (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = {
+        "tasks": summarize(rows, ks, resamples=REPORT_RESAMPLES, seed=REPORT_SEED),
+        "model": f"model-{folder.name}",
+        "n": REPORT_N,
+        "ks": ks,
+        "bootstrap": {"resamples": REPORT_RESAMPLES, "seed": REPORT_SEED},
+    }
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder

@@ -22,77 +22,13 @@ from prorl_eval.report.tables import (
     cell_table,
     mark_best,
 )
-from prorl_eval.results import load_results, summarize
-
-N = 8
-KS = [1, 2, 4, 8]
-RESAMPLES = 400
-SEED = 3
-
-# Per run: task -> per-problem correct counts (each problem has N samples).
-RUNS = {
-    "base": {
-        "aime24": [0, 1, 2, 8, 3],
-        "math500": [4, 4, 8, 0, 2, 6],
-        "humaneval": [0, 0, 1, 2],
-        "gpqa_diamond": [2, 2, 2, 2],
-        "gym:basic_arithmetic": [0, 0, 0, 1, 1],
-        "gym:chain_sum": [1, 2, 3, 4],
-        "gym:spell_backward": [8, 8, 4, 0],
-    },
-    "step500": {
-        "aime24": [1, 2, 2, 8, 3],
-        "math500": [5, 4, 8, 0, 3, 6],
-        "humaneval": [0, 1, 2, 3],
-        "gpqa_diamond": [2, 3, 2, 2],
-        "gym:basic_arithmetic": [0, 2, 1, 3, 1],
-        "gym:chain_sum": [2, 2, 3, 4],
-        "gym:spell_backward": [8, 8, 6, 0],
-    },
-    "final": {  # no gym:spell_backward: left out of the logic average
-        "aime24": [2, 2, 2, 8, 3],
-        "math500": [5, 4, 8, 0, 3, 6],  # equal to step500: a tie, both bold
-        "humaneval": [1, 2, 4, 5],
-        "gpqa_diamond": [1, 1, 1, 1],
-        "gym:basic_arithmetic": [1, 2, 3, 3, 3],
-        "gym:chain_sum": [4, 4, 4, 4],
-    },
-}
-
-
-def sample_rows(spec: dict[str, list[int]], model: str) -> list[dict]:
-    rows = []
-    for task, counts in spec.items():
-        for pid, c in enumerate(counts):
-            for i in range(N):
-                score = float(i < c)
-                rows.append(
-                    {
-                        "task": task,
-                        "problem_id": str(pid),
-                        "sample_idx": i,
-                        "score": score,
-                        "correct": bool(score),
-                        "model": model,
-                    }
-                )
-    return rows
-
-
-def write_run(folder: Path, spec: dict[str, list[int]], ks=KS, samples: bool = True) -> Path:
-    folder.mkdir(parents=True)
-    rows = sample_rows(spec, model=f"model-{folder.name}")
-    if samples:
-        (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    results = {
-        "tasks": summarize(rows, ks, resamples=RESAMPLES, seed=SEED),
-        "model": f"model-{folder.name}",
-        "n": N,
-        "ks": ks,
-        "bootstrap": {"resamples": RESAMPLES, "seed": SEED},
-    }
-    (folder / "results.json").write_text(json.dumps(results))
-    return folder
+from prorl_eval.results import load_results
+from tests.conftest import REPORT_N as N
+from tests.conftest import REPORT_RESAMPLES as RESAMPLES
+from tests.conftest import REPORT_RUNS as RUNS
+from tests.conftest import REPORT_SEED as SEED
+from tests.conftest import report_sample_rows as sample_rows
+from tests.conftest import write_report_run as write_run
 
 
 @pytest.fixture(scope="module")

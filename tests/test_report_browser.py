@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from prorl_eval.cli.report import report_command
-from tests.test_report import RUNS, write_run
+from tests.conftest import REPORT_RUNS as RUNS
+from tests.conftest import write_report_run as write_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
