@@ -114,3 +114,12 @@ def shared_data_dir() -> Path:
     """The offline benchmark copies: $PRORL_DATA_DIR, else ../shared/data beside the checkout."""
     env = os.environ.get("PRORL_DATA_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass
+class LengthSortingGenerator(ScriptedGenerator):
+    """A scripted backend that, like `hf`, asks for its work by prompt length (`prompt_lengths`:
+    here the prompt's characters)."""
+
+    def prompt_lengths(self, requests: list[GenerationRequest], sampling: SamplingConfig):
+        return [len(request.prompt) for request in requests]
