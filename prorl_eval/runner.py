@@ -33,6 +33,8 @@ from prorl_eval.errors import UserError
 from prorl_eval.fingerprints import task_fingerprint
 from prorl_eval.inference import GenerationRequest, Generator, SamplingConfig, make_generator
 from prorl_eval.inference import choose_backend as resolve_backend
+from prorl_eval.inference.base import length_order
+from prorl_eval.inference.hf import DEFAULT_MAX_BATCH_TOKENS
 from prorl_eval.inference.openai_server import DEFAULT_CONCURRENCY
 from prorl_eval.inference.parallel import gpu_slices, visible_gpus
 from prorl_eval.models import DEFAULT_MODEL
@@ -64,6 +66,7 @@ class EvalConfig:
     backend: str = "auto"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     batch_size: int = 64
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
     dtype: str = "auto"
     max_model_len: int | None = None
     bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
@@ -83,6 +86,8 @@ class EvalConfig:
             raise UserError(f"k={too_big[0]} exceeds --n {self.n}; use k <= n or raise --n.")
         if self.batch_size <= 0:
             raise UserError(f"--batch-size must be positive (got {self.batch_size}).")
+        if self.max_batch_tokens <= 0:
+            raise UserError(f"--max-batch-tokens must be positive (got {self.max_batch_tokens}).")
         for flag, value in (
             ("--tensor-parallel-size", self.tensor_parallel_size),
             ("--data-parallel-size", self.data_parallel_size),
@@ -156,6 +161,22 @@ def plan_work(tasks: list[Task], n: int, done: set[tuple[str, str, int]]) -> lis
     return items
 
 
+def request_for(config: EvalConfig, item: WorkItem) -> GenerationRequest:
+    """The request of a work item: its prompt, its missing samples, their seed."""
+    seed = derive_seed(config.sampling.seed, item.task.name, item.problem.id, item.missing)
+    return GenerationRequest(prompt=item.task.prompt(item.problem), n=len(item.missing), seed=seed)
+
+
+def order_work(config: EvalConfig, generator: Generator, items: list[WorkItem]) -> list[WorkItem]:
+    """The work in the order to generate it: shortest prompt first for a backend that pads
+    prompts to a batch's longest (`length_order`), so each chunk, and each batch inside it, holds
+    prompts of about one length; as planned otherwise. Rows are keyed by (task, problem, sample),
+    so the order changes neither what is written nor what a resume finds missing."""
+    requests = [request_for(config, item) for item in items]
+    order = length_order(generator, requests, config.sampling)
+    return items if order is None else [items[i] for i in order]
+
+
 def chunk_work(items: list[WorkItem], sequences_per_call: int) -> Iterator[list[WorkItem]]:
     """Group work items so each generate call carries about `sequences_per_call` sequences."""
     chunk: list[WorkItem] = []
@@ -203,6 +224,7 @@ def default_generator_factory(config: EvalConfig, served: str | None = None) -> 
             model.path,
             revision=model.revision,
             batch_size=config.batch_size,
+            max_batch_tokens=config.max_batch_tokens,
             dtype=config.dtype,
             max_model_len=config.max_model_len,
             tensor_parallel_size=config.tensor_parallel_size,
@@ -298,18 +320,10 @@ def _generate_and_score(
             if progress:
                 progress(len(rows), total, chunk[-1].task.name)
 
+    work = order_work(config, generator, work)
     with store.writer() as writer:
         for chunk in chunk_work(work, sequences_per_call(config, backend)):
-            requests = [
-                GenerationRequest(
-                    prompt=item.task.prompt(item.problem),
-                    n=len(item.missing),
-                    seed=derive_seed(
-                        config.sampling.seed, item.task.name, item.problem.id, item.missing
-                    ),
-                )
-                for item in chunk
-            ]
+            requests = [request_for(config, item) for item in chunk]
             started = time.perf_counter()
             outputs = generator.generate(requests, config.sampling)
             timing["generate_s"] += time.perf_counter() - started

@@ -315,5 +315,8 @@ def generation_weights(stepper: Any) -> Iterator[None]:
 
 
 def hf_module(model: Any) -> Any:
-    """The Hugging Face model inside a DeepSpeed engine (or the model itself)."""
-    return getattr(model, "module", model)
+    """The Hugging Face model inside a DeepSpeed engine (or the model itself): the shared
+    `unwrap_model`, under the name the trainer and resets import."""
+    from prorl_eval.inference.hf_common import unwrap_model
+
+    return unwrap_model(model)

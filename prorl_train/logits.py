@@ -38,12 +38,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from prorl_eval.inference.hf_common import unwrap_model as unwrap
 from prorl_train.losses import entropy_from_logits, token_logprobs
-
-
-def unwrap(model: Any) -> Any:
-    """The Hugging Face model inside a DeepSpeed/DDP wrapper (or the model itself)."""
-    return getattr(model, "module", model)
 
 
 def project(model: Any, hidden_NH: Tensor, temperature: float) -> Tensor:
@@ -144,6 +140,28 @@ def _shared_prefix(
     return torch.cat([head_G1[row_of_B], tail_BR[:, :-1]], dim=1)
 
 
+def _shared_prompt_outputs(
+    model: Any,
+    input_ids_BL: Tensor,
+    attention_BL: Tensor,
+    position_ids_BL: Tensor,
+    width_r: int,
+    chunked: bool,
+) -> Tensor | None:
+    """`_shared_prefix`'s outputs when every row's prompt ends unpadded and the model's cache can
+    be shared (`prompt_cache`), else None (the caller then runs every row whole)."""
+    width_p = input_ids_BL.shape[1] - width_r
+    if width_p <= 0 or not bool(attention_BL[:, width_p - 1].all()):
+        return None
+    cache = prompt_cache(model)
+    if cache is None:
+        return None
+    row_of_B = distinct_prompts(input_ids_BL, attention_BL, width_p)
+    return _shared_prefix(
+        model, cache, row_of_B, input_ids_BL, attention_BL, position_ids_BL, width_r, chunked
+    )
+
+
 def response_logprobs(
     model: Any,
     input_ids_BL: Tensor,
@@ -167,26 +185,10 @@ def response_logprobs(
     same calls, and a multi-process run must compute what one process does.
     """
     width_r = targets_BR.shape[1]
-    device = input_ids_BL.device
-    batch = input_ids_BL.shape[0]
-    targets_BR = targets_BR.to(device)
-    chunked = 0 < chunk_tokens < batch * width_r
-    width_p = input_ids_BL.shape[1] - width_r
-    out_BR = None
-    if share_prompts and width_p > 0 and bool(attention_BL[:, width_p - 1].all()):
-        cache = prompt_cache(model)
-        if cache is not None:
-            row_of_B = distinct_prompts(input_ids_BL, attention_BL, width_p)
-            out_BR = _shared_prefix(
-                model,
-                cache,
-                row_of_B,
-                input_ids_BL,
-                attention_BL,
-                position_ids_BL,
-                width_r,
-                chunked,
-            )
+    targets_BR = targets_BR.to(input_ids_BL.device)
+    chunked = 0 < chunk_tokens < input_ids_BL.shape[0] * width_r
+    inputs = (input_ids_BL, attention_BL, position_ids_BL)
+    out_BR = _shared_prompt_outputs(model, *inputs, width_r, chunked) if share_prompts else None
     if out_BR is None:
         out_BR = _run(
             model,
@@ -197,15 +199,15 @@ def response_logprobs(
             position_ids=position_ids_BL,
             use_cache=False,
         )[:, :-1]
-    if not chunked:
-        logits_BRV = out_BR.float() / temperature
-        logp_BR = token_logprobs(logits_BRV, targets_BR)
-        ent_BR = None
-        if entropy:
-            with torch.no_grad():
-                ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
-        return logp_BR, ent_BR
-    return _chunked_logprobs(model, out_BR, targets_BR, temperature, chunk_tokens, entropy)
+    if chunked:
+        return _chunked_logprobs(model, out_BR, targets_BR, temperature, chunk_tokens, entropy)
+    logits_BRV = out_BR.float() / temperature
+    logp_BR = token_logprobs(logits_BRV, targets_BR)
+    ent_BR = None
+    if entropy:
+        with torch.no_grad():
+            ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
+    return logp_BR, ent_BR
 
 
 def _chunked_logprobs(

@@ -22,27 +22,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prorl_eval.inference.base import SamplingConfig, render_prompt
+from prorl_eval.inference.base import Completion, SamplingConfig, render_prompt
+from prorl_eval.inference.hf_common import eos_token_ids, pad_token_id
 from prorl_eval.scoring import ScoreJob, Scorer
 from prorl_eval.seeds import derive_seed
 from prorl_train.data import DataMix, PromptItem
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One generated response: its token ids (with the end-of-sequence token when produced)."""
-
-    token_ids: list[int]
-    truncated: bool
-
-
 class RolloutEngine(Protocol):
-    """Samples responses from the current policy weights."""
+    """A generator on the current policy weights (prompt token ids in, `Completion`s out) that
+    the trainer keeps in step with the policy through `before_update` and `sync_weights`.
+
+    `sample` takes one seed per call (not per prompt) because the distributed wrapper
+    (`distributed.ShardedEngine`) splits a call into seeded chunks of prompts."""
 
     def sample(
         self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
-    ) -> list[list[Sample]]:
-        """n samples for each prompt (token ids), reproducible for a given seed and weights."""
+    ) -> list[list[Completion]]:
+        """n completions for each prompt (token ids), reproducible for a given seed and weights."""
         ...
 
     def before_update(self) -> None:
@@ -61,12 +58,8 @@ class HFRolloutEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
-        self.pad_id = tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = tokenizer.eos_token_id
-        eos = model.generation_config.eos_token_id
-        eos = tokenizer.eos_token_id if eos is None else eos
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.pad_id = pad_token_id(tokenizer)
+        self.eos_ids = set(eos_token_ids(model, tokenizer))
 
     def before_update(self) -> None:
         pass
@@ -76,9 +69,9 @@ class HFRolloutEngine:
 
     def sample(
         self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
-    ) -> list[list[Sample]]:
+    ) -> list[list[Completion]]:
         rows = [ids for ids in prompts for _ in range(n)]
-        samples: list[Sample] = []
+        samples: list[Completion] = []
         was_training = self.model.training
         self.model.eval()
         try:
@@ -89,19 +82,18 @@ class HFRolloutEngine:
             self.model.train(was_training)
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _generate(self, rows: list[list[int]], sampling: SamplingConfig, seed: int) -> list[Sample]:
-        from prorl_eval.inference.hf import generate_left_padded
+    def _generate(
+        self, rows: list[list[int]], sampling: SamplingConfig, seed: int
+    ) -> list[Completion]:
+        from prorl_eval.inference.hf import completion_of, generate_left_padded
 
         new_tokens = generate_left_padded(
             self.model, rows, sampling, seed, self.pad_id, self.eos_ids
         )
-        return [self._cut(tokens) for tokens in new_tokens]
-
-    def _cut(self, tokens: list[int]) -> Sample:
-        for end, token in enumerate(tokens):
-            if token in self.eos_ids:
-                return Sample(tokens[: end + 1], truncated=False)
-        return Sample(tokens, truncated=True)
+        return [
+            completion_of(self.tokenizer, tokens, self.eos_ids, len(ids))
+            for tokens, ids in zip(new_tokens, rows, strict=True)
+        ]
 
 
 @dataclass
@@ -166,10 +158,10 @@ def generate_and_score(
     jobs = []
     for item, ids, group in zip(items, prompts, samples, strict=True):
         for sample in group:
-            text = tokenizer.decode(sample.token_ids, skip_special_tokens=True)
+            text = sample.text
             jobs.append(ScoreJob(item.task.name, item.problem.id, text))
             out.prompt_ids.append(ids)
-            out.response_ids.append(sample.token_ids)
+            out.response_ids.append(list(sample.token_ids))
             out.truncated.append(sample.truncated)
             out.group_ids.append(item.index)
             out.tasks.append(item.task.name)

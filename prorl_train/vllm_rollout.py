@@ -39,31 +39,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prorl_eval.inference.base import SamplingConfig
+from prorl_eval.inference.base import Completion, SamplingConfig
+from prorl_eval.inference.hf_common import eos_token_ids, unwrap_model
 from prorl_eval.seeds import derive_seed
-from prorl_train.rollout import Sample
-
-
-def eos_token_ids(policy: Any, tokenizer: Any) -> list[int]:
-    """The ids that end a response: the policy's generation config, else the tokenizer's EOS
-    (the same set `HFRolloutEngine` stops on)."""
-    eos = getattr(getattr(policy, "generation_config", None), "eos_token_id", None)
-    eos = tokenizer.eos_token_id if eos is None else eos
-    return sorted(set(eos if isinstance(eos, list) else [eos]))
-
-
-def unwrap_model(policy: Any) -> Any:
-    """The bare model under a DeepSpeed/DDP (`.module`) or `torch.compile` (`._orig_mod`) wrapper,
-    so parameter names are the checkpoint's."""
-    for attr in ("module", "_orig_mod"):
-        while hasattr(policy, attr) and hasattr(getattr(policy, attr), "named_parameters"):
-            policy = getattr(policy, attr)
-    return policy
 
 
 def _tied_head(model: Any) -> Any:
@@ -131,7 +115,8 @@ class VLLMRolloutEngine:
         self.in_process = tensor_parallel_size == 1
         self.engine_dtype = self.llm.llm_engine.model_config.dtype
         self.engine_device = self.llm.collective_rpc(_engine_device)[0]
-        self.eos_ids = eos_token_ids(unwrap_model(policy), tokenizer)
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_token_ids(policy, tokenizer)
         self.tied_head = bool(self.llm.collective_rpc(_has_tied_head)[0])
         self.asleep = False
         self.syncs = 0
@@ -140,8 +125,8 @@ class VLLMRolloutEngine:
 
     def sample(
         self, prompts: list[list[int]], n: int, seed: int, sampling: SamplingConfig
-    ) -> list[list[Sample]]:
-        """n samples per prompt; prompt i is seeded with derive_seed(seed, i).
+    ) -> list[list[Completion]]:
+        """n completions per prompt; prompt i is seeded with derive_seed(seed, i).
 
         Temperature 0 is greedy (vLLM allows n=1 only there, so a greedy group is n requests).
         A sample's token ids end with the stop token when one ended it (as `HFRolloutEngine`'s do);
@@ -176,11 +161,20 @@ class VLLMRolloutEngine:
         with no_autocast:
             outputs = self.llm.generate(requests, params, use_tqdm=False)
         flat = [
-            Sample(list(c.token_ids), truncated=c.finish_reason == "length")
-            for output in outputs
+            self._completion(list(c.token_ids), c.finish_reason, len(request["prompt_token_ids"]))
+            for output, request in zip(outputs, requests, strict=True)
             for c in sorted(output.outputs, key=lambda c: c.index)
         ]
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _completion(self, tokens: list[int], finish_reason: str, prompt_tokens: int) -> Completion:
+        """A `Completion` as `HFRolloutEngine` builds it: text decoded by the policy's tokenizer
+        without the stop token, truncated exactly when vLLM ran out of budget."""
+        from prorl_eval.inference.hf import completion_of
+
+        made = completion_of(self.tokenizer, tokens, set(self.eos_ids), prompt_tokens)
+        finish = "length" if finish_reason == "length" else "stop"
+        return dataclasses.replace(made, finish_reason=finish)
 
     # ------------------------------------------------------------------------ weight sync
 

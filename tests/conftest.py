@@ -192,3 +192,12 @@ def write_report_run(
     }
     (folder / "results.json").write_text(json.dumps(results))
     return folder
+
+
+@dataclass
+class LengthSortingGenerator(ScriptedGenerator):
+    """A scripted backend that, like `hf`, asks for its work by prompt length (`prompt_lengths`:
+    here the prompt's characters)."""
+
+    def prompt_lengths(self, requests: list[GenerationRequest], sampling: SamplingConfig):
+        return [len(request.prompt) for request in requests]

@@ -50,7 +50,8 @@ def test_greedy_output_does_not_depend_on_batch_packing(tiny_model_dir, tiny):
 
 def test_batches_split_large_n(tiny_model_dir):
     gen = HFGenerator(str(tiny_model_dir), batch_size=4)
-    assert gen._batches([GenerationRequest("a", 6, 0), GenerationRequest("b", 3, 0)]) == [
+    requests = [GenerationRequest("a", 6, 0), GenerationRequest("b", 3, 0)]
+    assert gen._batches(requests, [5, 5]) == [
         [(0, 4)],
         [(0, 2), (1, 2)],
         [(1, 1)],
@@ -119,3 +120,62 @@ def test_repeated_prompts_share_one_prefill_and_give_the_same_tokens(tiny, monke
     assert outputs["shared", 0.0] == outputs["full", 0.0]
     assert outputs["shared", 1.0] == outputs["full", 1.0]
     assert torch.tensor(outputs["shared", 1.0]).shape[0] == len(rows)
+
+
+def test_batches_respect_the_padded_token_budget(tiny_model_dir):
+    """rows x the batch's longest prompt never exceeds max_batch_tokens; a prompt longer than the
+    budget still gets a batch of its own."""
+    import random
+
+    gen = HFGenerator(str(tiny_model_dir), batch_size=8, max_batch_tokens=100)
+    rng = random.Random(0)
+    requests = [GenerationRequest(str(i), rng.randint(1, 5), 0) for i in range(40)]
+    lengths = [rng.randint(3, 60) for _ in requests] + [150]
+    requests.append(GenerationRequest("long", 3, 0))
+    batches = gen._batches(requests, lengths)
+    taken = [0] * len(requests)
+    for batch in batches:
+        rows = sum(count for _, count in batch)
+        width = max(lengths[i] for i, _ in batch)
+        assert rows <= 8
+        assert rows * width <= 100 or rows == 1
+        for i, count in batch:
+            taken[i] += count
+    assert taken == [r.n for r in requests]  # every sample once, in request order
+    assert batches[-3:] == [[(40, 1)], [(40, 1)], [(40, 1)]]
+    flat = [i for batch in batches for i, count in batch for _ in range(count)]
+    assert flat == sorted(flat)
+
+
+def test_length_sorted_order_keeps_each_requests_greedy_completions(tiny_model_dir):
+    """Ordering requests by prompt length (as the runner does for hf) packs other batches, but
+    greedy completions of a request are the same in either order; sampled ones are reproducible
+    for the same order (they are seeded per packed batch)."""
+    from prorl_eval.inference.base import length_order
+
+    gen = HFGenerator(str(tiny_model_dir), batch_size=4)
+    questions = ["Hi", "What is the capital of a large country?", "2+2?", "Name a colour", "Go"]
+    requests = [GenerationRequest(q, n=2, seed=i) for i, q in enumerate(questions)]
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=6)
+    order = length_order(gen, requests, greedy)
+    lengths = gen.prompt_lengths(requests, greedy)
+    assert [lengths[i] for i in order] == sorted(lengths) and order != list(range(5))
+    file_order = gen.generate(requests, greedy)
+    in_sorted = gen.generate([requests[i] for i in order], greedy)
+    by_request = {i: out for i, out in zip(order, in_sorted, strict=True)}
+    assert [by_request[i] for i in range(5)] == file_order
+    sampled = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6)
+    sorted_requests = [requests[i] for i in order]
+    assert gen.generate(sorted_requests, sampled) == gen.generate(sorted_requests, sampled)
+
+
+def test_prompt_ids_in_a_request_are_used_as_given(tiny):
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=5)
+    ids = render_prompt(tiny.tokenizer, "What is 2 + 2?", sampling)
+    rendered = tiny.generate([GenerationRequest("What is 2 + 2?", 1, 0)], sampling)
+    given = tiny.generate([GenerationRequest("ignored", 1, 0, prompt_ids=tuple(ids))], sampling)
+    assert given == rendered
+    completion = given[0][0]
+    assert completion.prompt_tokens == len(ids)
+    assert len(completion.token_ids) == completion.num_tokens
+    assert completion.truncated == (completion.finish_reason == "length")

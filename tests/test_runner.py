@@ -14,7 +14,7 @@ from prorl_eval.runner import EvalConfig, run_pass_at_k
 from prorl_eval.schema import read_samples
 from prorl_eval.seeds import derive_seed
 from prorl_eval.tasks.registry import TaskOptions, resolve_tasks
-from tests.conftest import ScriptedGenerator
+from tests.conftest import LengthSortingGenerator, ScriptedGenerator
 
 TASKS = "gym:leg_counting,gym:basic_arithmetic"
 
@@ -260,3 +260,34 @@ def test_bad_scale_out_combinations_fail_before_any_work(tmp_path, monkeypatch, 
     with pytest.raises(UserError, match=message):
         run_pass_at_k(_config(tmp_path / "run", **overrides), generator_factory=None)
     assert not (tmp_path / "run").exists()
+
+
+def _row_set(out):
+    rows = read_samples(out / "samples.jsonl")
+    return len(rows), {(r["task"], r["problem_id"], r["sample_idx"], r["response"]) for r in rows}
+
+
+def test_length_sorting_backends_get_work_shortest_prompt_first(tmp_path):
+    """A backend offering `prompt_lengths` (hf) receives the pending work from the shortest prompt
+    to the longest, across calls; the rows written, and a resume after an interruption, are the
+    same as in planned order."""
+    answers = _answers(5)
+    plain = ScriptedGenerator(answers)
+    run_pass_at_k(_config(tmp_path / "plain"), generator_factory=_factory(plain))
+    by_length = LengthSortingGenerator(answers)
+    run_pass_at_k(_config(tmp_path / "sorted"), generator_factory=_factory(by_length))
+    seen = [len(r.prompt) for call in by_length.calls for r in call]
+    assert seen == sorted(seen) and seen != [len(r.prompt) for c in plain.calls for r in c]
+    assert _row_set(tmp_path / "sorted") == _row_set(tmp_path / "plain")
+
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run_pass_at_k(
+            _config(out),
+            generator_factory=_factory(LengthSortingGenerator(answers, fail_on_call=3)),
+        )
+    assert 0 < _row_set(out)[0] < 80
+    rest = LengthSortingGenerator(answers)
+    run_pass_at_k(_config(out), generator_factory=_factory(rest))
+    assert rest.generated == 80 - 2 * 16  # only what the interrupted run had not written
+    assert _row_set(out) == _row_set(tmp_path / "plain")

@@ -108,7 +108,7 @@ def sample_prompts(model_dir: str) -> list[list[list[int]]]:
     prompts = [[5 + i, 60 + 7 * i, 300 + i] for i in range(5)]
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6)
     groups = engine.sample(prompts, 3, 7, sampling)
-    return [[s.token_ids for s in group] for group in groups]
+    return [[list(s.token_ids) for s in group] for group in groups]
 
 
 def score_replies() -> tuple[list[float], int]:

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from prorl_eval.inference.base import SamplingConfig, render_prompt
+from prorl_eval.inference.hf import completion_of
 from prorl_eval.scoring import Scorer
 from prorl_eval.tasks.registry import TaskOptions
 from prorl_train.config import load_config
 from prorl_train.data import DataMix
-from prorl_train.rollout import HFRolloutEngine, Sample, collect_rollouts, generate_and_score
+from prorl_train.rollout import HFRolloutEngine, collect_rollouts, generate_and_score
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 CAPS = (
@@ -91,7 +92,7 @@ class ScriptedEngine:
                 ids_out = list(tokens["input_ids"])
                 if not self.truncate:
                     ids_out.append(self.eos)
-                group.append(Sample(ids_out, truncated=self.truncate))
+                group.append(completion_of(self.tokenizer, ids_out, {self.eos}))
             out.append(group)
         return out
 

@@ -112,7 +112,7 @@ def restore(policy, engine, state) -> None:
 
 def engine_greedy(engine, ids_list: list[list[int]], budget: int) -> list[list[int]]:
     groups = engine.sample(ids_list, 1, 0, SamplingConfig(temperature=0.0, max_new_tokens=budget))
-    return [group[0].token_ids for group in groups]
+    return [list(group[0].token_ids) for group in groups]
 
 
 def logprob_gap(engine, model, ids: list[int]) -> float:
@@ -145,7 +145,7 @@ def engine_storage(engine) -> dict[str, int]:
 
 @heavy
 def test_samples_follow_the_hf_engine_conventions(engine, policy, initial_state, model_dir):
-    """Same prompts, greedy on both: identical Sample lists, with the stop token kept at the end
+    """Same prompts, greedy on both: identical completion lists, with the stop token kept at the end
     of stopped samples and `truncated` on those that hit the budget. (HFRolloutEngine always
     samples, so it runs at T=1e-3, greedy in effect; vLLM raises any T below 0.01 to 0.01, which
     is not, so it runs at T=0.)"""

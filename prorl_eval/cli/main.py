@@ -78,6 +78,7 @@ def pass_at_k_command(
     chat_template: opt.ChatTemplate = True,
     system_prompt: opt.SystemPrompt = None,
     batch_size: opt.BatchSize = 64,
+    max_batch_tokens: opt.MaxBatchTokens = opt.DEFAULT_MAX_BATCH_TOKENS,
     dtype: opt.Dtype = "auto",
     max_model_len: opt.MaxModelLen = None,
     samples: Annotated[

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from prorl_eval.errors import UserError
+from prorl_eval.inference.hf import DEFAULT_MAX_BATCH_TOKENS as DEFAULT_MAX_BATCH_TOKENS
 
 Tasks = Annotated[str, typer.Option(help="Comma-separated task names, e.g. gym:basic_arithmetic.")]
 N = Annotated[int, typer.Option(help="Samples per problem.")]
@@ -50,6 +51,12 @@ Seed = Annotated[int, typer.Option(help="Sampling seed (per-request seeds derive
 ChatTemplate = Annotated[bool, typer.Option(help="Wrap prompts in the model's chat template.")]
 SystemPrompt = Annotated[str | None, typer.Option(help="System prompt to prepend.")]
 BatchSize = Annotated[int, typer.Option(help="Sequences per generate call.")]
+MaxBatchTokens = Annotated[
+    int,
+    typer.Option(
+        help="hf: at most this many padded prompt tokens per batch (rows x its longest prompt)."
+    ),
+]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
 MaxModelLen = Annotated[
     int | None, typer.Option(help="vLLM context length (default: the model's).")
@@ -87,7 +94,7 @@ SHARED = (
     *("tasks", "n", "limit", "data_seed", "data_dir", "score_workers", "backend"),
     *("tensor_parallel_size", "data_parallel_size"),
     *SAMPLING_FIELDS,
-    *("batch_size", "dtype", "max_model_len", "bootstrap"),
+    *("batch_size", "max_batch_tokens", "dtype", "max_model_len", "bootstrap"),
 )
 OPENAI = ("base_url", "served_model", "api_key", "concurrency")
 

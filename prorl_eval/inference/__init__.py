@@ -61,7 +61,7 @@ VLLM_OPTIONS = (
     "tensor_parallel_size",
     "in_process",
 )
-HF_OPTIONS = ("device", "dtype", "batch_size")
+HF_OPTIONS = ("device", "dtype", "batch_size", "max_batch_tokens")
 OPENAI_OPTIONS = ("base_url", "served_model", "api_key", "concurrency")
 
 

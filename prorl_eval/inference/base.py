@@ -1,8 +1,11 @@
 """The generator interface every backend implements, and what they share.
 
-A generator turns requests (a prompt, how many samples, a seed) into completions with token counts.
-Prompts are rendered and tokenised here once, with the model's own tokenizer and chat template, so
-the Hugging Face and vLLM backends see identical token ids.
+A generator turns requests (a prompt, how many samples, a seed) into completions. The eval
+backends (`hf`, `vllm`, `openai`, data-parallel workers) and the trainer's rollout engines share
+these types: prompt token ids go in (`render_prompt` makes them once, with the model's own
+tokenizer and chat template, so every backend sees identical ids, or the caller passes them in
+`GenerationRequest.prompt_ids`); each `Completion` carries its token ids, text, finish reason and,
+where a backend computes them, per-token log-probs.
 
 Example:
     >>> sampling = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=256, seed=0)
@@ -42,21 +45,35 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Generate `n` samples of one prompt (the task's user message) with their own seed."""
+    """Generate `n` samples of one prompt (the task's user message) with their own seed.
+
+    `prompt_ids`, when given, are the prompt's token ids exactly as the model is to see them; a
+    backend then uses them instead of rendering `prompt` itself.
+    """
 
     prompt: str
     n: int
     seed: int
+    prompt_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled response: its text, its token count, and why it stopped ("stop"/"length")."""
+    """One sampled response: its text, its token count, why it stopped ("stop"/"length"), its
+    prompt's token count, and (where the backend returns them) its token ids, which end with the
+    stop token when one ended it, and their log-probs."""
 
     text: str
     num_tokens: int
     finish_reason: str
     prompt_tokens: int = 0
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the token budget ran out before a stop token."""
+        return self.finish_reason == "length"
 
 
 class Generator(Protocol):
@@ -73,6 +90,28 @@ class Generator(Protocol):
     def close(self) -> None:
         """Release the model and any engine memory."""
         ...
+
+
+def request_prompt_ids(
+    tokenizer: Any, request: GenerationRequest, sampling: SamplingConfig
+) -> list[int]:
+    """The request's prompt token ids: the ones it carries, else `render_prompt`'s."""
+    if request.prompt_ids is not None:
+        return list(request.prompt_ids)
+    return render_prompt(tokenizer, request.prompt, sampling)
+
+
+def length_order(
+    generator: Any, requests: list[GenerationRequest], sampling: SamplingConfig
+) -> list[int] | None:
+    """Indices of `requests` from the shortest prompt to the longest (ties in request order), for
+    a backend that pads prompts to a batch's longest and so offers `prompt_lengths(requests,
+    sampling)` (`hf`); None for the others (vLLM and servers schedule tokens, not padded rows)."""
+    lengths_of = getattr(generator, "prompt_lengths", None)
+    if lengths_of is None:
+        return None
+    lengths = lengths_of(requests, sampling)
+    return sorted(range(len(requests)), key=lambda i: lengths[i])
 
 
 def render_prompt(tokenizer: Any, prompt: str, sampling: SamplingConfig) -> list[int]:

@@ -1,15 +1,30 @@
 """Hugging Face transformers backend (CPU or GPU, always available).
 
-Requests are packed into batches of at most `batch_size` sequences: each prompt is repeated `n`
-times inside the batch (left padding), so the n samples of a prompt are generated together, and
-several short prompts share one `generate` call.
+Requests are packed, in the order given, into left-padded batches of at most `batch_size` rows and
+at most `max_batch_tokens` padded prompt tokens (rows x the batch's longest prompt): each prompt is
+repeated `n` times inside the batch, so the n samples of a prompt are generated together, and
+several short prompts share one `generate` call. Every row of a batch is padded to its longest
+prompt, so the caller orders requests by prompt length (`prompt_lengths`; the eval runner sorts its
+pending work with it) to keep long and short prompts apart.
+
+Sampling is seeded per packed batch (`torch.manual_seed` of a seed derived from the batch's first
+request and its size), so sampled completions depend on how requests were packed; greedy ones do
+not.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prorl_eval.inference.base import Completion, GenerationRequest, SamplingConfig, render_prompt
+from prorl_eval.inference.base import (
+    Completion,
+    GenerationRequest,
+    SamplingConfig,
+    request_prompt_ids,
+)
+from prorl_eval.inference.hf_common import cut_at_eos, eos_token_ids, pad_token_id
+
+DEFAULT_MAX_BATCH_TOKENS = 65536  # 64 rows of 1,024-token prompts
 
 
 def pick_device(device: str = "auto") -> str:
@@ -41,6 +56,7 @@ class HFGenerator:
         device: str = "auto",
         dtype: str = "auto",
         batch_size: int = 64,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         model: Any = None,
         tokenizer: Any = None,
     ) -> None:
@@ -48,6 +64,7 @@ class HFGenerator:
 
         self.device = pick_device(device)
         self.batch_size = max(1, batch_size)
+        self.max_batch_tokens = max(1, max_batch_tokens)
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_path, revision=revision)
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(
@@ -55,23 +72,21 @@ class HFGenerator:
             )
             model.to(self.device)
         self.model = model.eval()
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id
-        self.eos_ids = self._eos_ids()
+        self.pad_id = pad_token_id(self.tokenizer)
+        self.eos_ids = set(eos_token_ids(self.model, self.tokenizer))
 
-    def _eos_ids(self) -> set[int]:
-        ids = self.model.generation_config.eos_token_id
-        if ids is None:
-            ids = self.tokenizer.eos_token_id
-        return set(ids if isinstance(ids, list) else [ids])
+    def prompt_lengths(
+        self, requests: list[GenerationRequest], sampling: SamplingConfig
+    ) -> list[int]:
+        """Each request's prompt length in tokens, so callers can order work by it."""
+        return [len(request_prompt_ids(self.tokenizer, r, sampling)) for r in requests]
 
     def generate(
         self, requests: list[GenerationRequest], sampling: SamplingConfig
     ) -> list[list[Completion]]:
-        prompts = [render_prompt(self.tokenizer, r.prompt, sampling) for r in requests]
+        prompts = [request_prompt_ids(self.tokenizer, r, sampling) for r in requests]
         results: list[list[Completion]] = [[] for _ in requests]
-        for batch in self._batches(requests):
+        for batch in self._batches(requests, [len(ids) for ids in prompts]):
             # batch: list of (request index, number of samples from it in this batch)
             rows = [prompts[i] for i, count in batch for _ in range(count)]
             seed = requests[batch[0][0]].seed + sum(c for _, c in batch) * 7919
@@ -82,21 +97,29 @@ class HFGenerator:
                 pos += count
         return results
 
-    def _batches(self, requests: list[GenerationRequest]) -> list[list[tuple[int, int]]]:
-        """Split requests into batches of <= batch_size rows, splitting a large n if needed."""
+    def _batches(
+        self, requests: list[GenerationRequest], lengths: list[int]
+    ) -> list[list[tuple[int, int]]]:
+        """Pack requests, in order, into batches of (request index, rows from it): at most
+        batch_size rows and max_batch_tokens padded prompt tokens each (a batch always takes at
+        least one row), splitting a large n across batches if needed."""
         batches: list[list[tuple[int, int]]] = []
         current: list[tuple[int, int]] = []
-        room = self.batch_size
+        rows = width = 0
         for i, request in enumerate(requests):
             left = request.n
             while left > 0:
-                take = min(left, room)
+                wider = max(width, lengths[i])
+                fit = min(self.batch_size - rows, self.max_batch_tokens // wider - rows)
+                if fit <= 0 and rows:
+                    batches.append(current)
+                    current, rows, width = [], 0, 0
+                    continue
+                take = min(left, max(fit, 1))
                 current.append((i, take))
                 left -= take
-                room -= take
-                if room == 0:
-                    batches.append(current)
-                    current, room = [], self.batch_size
+                rows += take
+                width = wider
         if current:
             batches.append(current)
         return batches
@@ -108,18 +131,23 @@ class HFGenerator:
             self.model, rows, sampling, seed, self.pad_id, self.eos_ids
         )
         pairs = zip(new_tokens, rows, strict=True)
-        return [self._completion(tokens, len(ids)) for tokens, ids in pairs]
-
-    def _completion(self, tokens: list[int], prompt_tokens: int) -> Completion:
-        for end, token in enumerate(tokens):
-            if token in self.eos_ids:
-                text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
-                return Completion(text, end + 1, "stop", prompt_tokens)
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        return Completion(text, len(tokens), "length", prompt_tokens)
+        return [
+            completion_of(self.tokenizer, tokens, self.eos_ids, len(ids)) for tokens, ids in pairs
+        ]
 
     def close(self) -> None:
         self.model = None
+
+
+def completion_of(
+    tokenizer: Any, tokens: list[int], eos_ids: set[int], prompt_tokens: int = 0
+) -> Completion:
+    """The `Completion` of one generated row: cut after its first stop token, the text decoded
+    without the stop token (and without special tokens), "length" when no stop token came."""
+    response, stopped = cut_at_eos(tokens, eos_ids)
+    text = tokenizer.decode(response[:-1] if stopped else response, skip_special_tokens=True)
+    finish = "stop" if stopped else "length"
+    return Completion(text, len(response), finish, prompt_tokens, tuple(response))
 
 
 def generate_left_padded(

@@ -249,7 +249,7 @@ class OpenAIGenerator:
         else:
             num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
             num_tokens += finish == "stop"
-        return Completion(text, num_tokens, finish, prompt_tokens)
+        return Completion(text, num_tokens, finish, prompt_tokens, tuple(token_ids or ()))
 
     def close(self) -> None:
         self._closed = True

@@ -110,6 +110,7 @@ class VLLMGenerator:
                         num_tokens=len(c.token_ids),
                         finish_reason="length" if c.finish_reason == "length" else "stop",
                         prompt_tokens=prompt_tokens,
+                        token_ids=tuple(c.token_ids),
                     )
                     for c in completions
                 ]
