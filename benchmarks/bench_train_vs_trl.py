@@ -139,7 +139,7 @@ def build_ours(threads: int, out: Path) -> tuple[Any, dict[str, Timed]]:
         "logprob_passes": Timed(update.score_sequences),
     }
     trainer.engine.sample = timers["generate"]
-    update.score_sequences = timers["logprob_passes"]  # optimise() looks it up at call time
+    update.score_sequences = timers["logprob_passes"]  # looked up at call time by update.py
     return trainer, timers
 
 

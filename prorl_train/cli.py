@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from prorl_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
 app = typer.Typer(
     name="prorl-train",
@@ -118,7 +121,7 @@ def _status_line(row: dict[str, Any], total: int) -> str:
     return "  ".join(parts)
 
 
-def _run_training(cfg: Any, resume: bool) -> None:
+def _run_training(cfg: TrainConfig, resume: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prorl_train.trainer import Trainer, prepare_run_dir

@@ -37,15 +37,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prorl_train import distributed as dist
+
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
 DS_CHECKPOINT_DIR = "deepspeed"  # inside a checkpoint folder
 DS_TAG = "state"
 
 
-def adamw(cfg: Any, params: Any, cpu_adam: bool = False) -> Any:
+def adamw(cfg: TrainConfig, params: Any, cpu_adam: bool = False) -> Any:
     """The run's AdamW (DeepSpeed's CPU Adam, same maths, when the state lives on the CPU).
 
     torch's AdamW runs fused (one kernel over all tensors, ~4x faster than its per-tensor loop
@@ -69,12 +72,12 @@ def adamw(cfg: Any, params: Any, cpu_adam: bool = False) -> Any:
     return torch.optim.AdamW(params, **kwargs, fused=fused or None)
 
 
-def uses_bf16(cfg: Any, device: str) -> bool:
+def uses_bf16(cfg: TrainConfig, device: str) -> bool:
     """DeepSpeed trains in bf16 on GPU (model.dtype auto or bfloat16), in fp32 otherwise."""
     return device.startswith("cuda") and cfg.model.dtype in ("auto", "bfloat16")
 
 
-def ds_config(cfg: Any, device: str, *, train: bool = True) -> dict[str, Any]:
+def ds_config(cfg: TrainConfig, device: str, *, train: bool = True) -> dict[str, Any]:
     """The DeepSpeed config dict for the run's settings (`train=False`: the frozen reference)."""
     d = cfg.deepspeed
     on_gpu = device.startswith("cuda")
@@ -164,7 +167,7 @@ class TorchStepper:
 class DeepSpeedStepper:
     """A DeepSpeed ZeRO engine around the policy and AdamW (see the module docstring)."""
 
-    def __init__(self, cfg: Any, policy: Any, device: str) -> None:
+    def __init__(self, cfg: TrainConfig, policy: Any, device: str) -> None:
         import logging
 
         import deepspeed
@@ -223,14 +226,14 @@ class DeepSpeedStepper:
             raise UserError(f"{checkpoint} holds no DeepSpeed state; resume with its settings.")
 
 
-def make_stepper(cfg: Any, policy: Any, device: str) -> TorchStepper | DeepSpeedStepper:
+def make_stepper(cfg: TrainConfig, policy: Any, device: str) -> TorchStepper | DeepSpeedStepper:
     """The stepper for `deepspeed.zero_stage` (0: torch AdamW)."""
     if cfg.deepspeed.zero_stage == 0:
         return TorchStepper(policy, adamw(cfg, policy.parameters()), cfg.optim.grad_clip)
     return DeepSpeedStepper(cfg, policy, device)
 
 
-def wrap_reference(cfg: Any, reference: Any, device: str) -> Any:
+def wrap_reference(cfg: TrainConfig, reference: Any, device: str) -> Any:
     """The frozen reference as forward passes need it: itself, or a ZeRO-3 inference engine."""
     if reference is None or cfg.deepspeed.zero_stage != 3:
         return reference
@@ -242,7 +245,7 @@ def wrap_reference(cfg: Any, reference: Any, device: str) -> Any:
 
 
 @contextlib.contextmanager
-def partitioned_loading(cfg: Any, device: str, *, train: bool = True) -> Iterator[None]:
+def partitioned_loading(cfg: TrainConfig, device: str, *, train: bool = True) -> Iterator[None]:
     """Inside the block, under ZeRO-3, `from_pretrained` builds the model already partitioned.
 
     Transformers creates the model under `deepspeed.zero.Init` while an `HfDeepSpeedConfig` is

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from prorl_eval.errors import UserError
 from prorl_eval.seeds import derive_seed
+
+T = TypeVar("T")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -192,6 +195,26 @@ def round_robin(items: list[Any]) -> list[tuple[int, Any] | None]:
     return mine + [None] * (per_rank - len(mine))
 
 
+def gather_shards(mine: Mapping[int, T], count: int) -> list[T]:
+    """Every rank's share of a list, gathered back into one list in index order, on every rank.
+
+    `mine` maps the indices this rank computed (its `round_robin` share, say) to their values;
+    together the ranks must hold each of 0..count-1 exactly once. A single-process run holds them
+    all and gets them back in order. This is the one place a sharded computation is merged, so
+    the merged order (hence float sums taken over it) never depends on which rank did what.
+    """
+    merged: dict[int, T] = {}
+    for part in all_gather_object(dict(mine)):
+        overlap = merged.keys() & part.keys()
+        if overlap:
+            raise ValueError(f"indices {sorted(overlap)} were computed by two ranks")
+        merged.update(part)
+    if merged.keys() != set(range(count)):
+        wrong = sorted(merged.keys() ^ set(range(count)))
+        raise ValueError(f"the gathered shards do not cover 0..{count - 1}: {wrong}")
+    return [merged[k] for k in range(count)]
+
+
 class ShardedEngine:
     """A rollout engine whose `sample` calls are split into rank-independent chunks (see the module
     docstring); `before_update` and `sync_weights` go to the wrapped engine on every rank."""
@@ -203,15 +226,11 @@ class ShardedEngine:
     def sample(self, prompts: list[list[int]], n: int, seed: int, sampling: Any) -> list[list[Any]]:
         size = self.chunk_prompts
         chunks = [prompts[i : i + size] for i in range(0, len(prompts), size)]
-        world, me = world_size(), rank()
         mine = {
             k: self.engine.sample(chunks[k], n, derive_seed(seed, "chunk", k), sampling)
-            for k in range(me, len(chunks), world)
+            for k in range(rank(), len(chunks), world_size())
         }
-        merged: dict[int, list[list[Any]]] = {}
-        for part in all_gather_object(mine) if world > 1 else [mine]:
-            merged.update(part)
-        return [group for k in range(len(chunks)) for group in merged[k]]
+        return [group for part in gather_shards(mine, len(chunks)) for group in part]
 
     def before_update(self) -> None:
         self.engine.before_update()
@@ -236,10 +255,8 @@ class ShardedScorer:
         world, me = world_size(), rank()
         if world == 1:
             return self.scorer.score(jobs)
-        merged: list[Any] = [None] * len(jobs)
-        for r, part in enumerate(all_gather_object(self.scorer.score(jobs[me::world]))):
-            merged[r::world] = part
-        return merged
+        scores = self.scorer.score(jobs[me::world])
+        return gather_shards(dict(zip(range(me, len(jobs), world), scores, strict=True)), len(jobs))
 
     def close(self) -> None:
         self.scorer.close()

@@ -10,13 +10,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prorl_eval.errors import UserError
 from prorl_train.rollout import HFRolloutEngine, RolloutEngine
 
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
-def make_rollout_engine(cfg: Any, policy: Any, tokenizer: Any, model_path: str) -> RolloutEngine:
+
+def make_rollout_engine(
+    cfg: TrainConfig, policy: Any, tokenizer: Any, model_path: str
+) -> RolloutEngine:
     """The engine for `cfg.rollout.backend`; `model_path` is where the policy was loaded from
     (the vLLM engine starts from those weights, which are the policy's at that moment)."""
     r = cfg.rollout

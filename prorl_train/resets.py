@@ -31,9 +31,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prorl_train import distributed as dist
+
+if TYPE_CHECKING:
+    from prorl_train.config import ResetConfig
 
 
 @dataclass
@@ -77,8 +80,8 @@ class ResetEvent:
 class ResetManager:
     """Decides when to reset (schedule, file, plateau), applies resets, and keeps their history."""
 
-    def __init__(self, cfg: Any, run_dir: str | Path) -> None:
-        self.cfg = cfg  # a config.ResetConfig
+    def __init__(self, cfg: ResetConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.plateau = PlateauDetector(cfg.patience, cfg.min_delta)
         self.history: list[ResetEvent] = []

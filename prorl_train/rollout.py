@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prorl_eval.inference.base import Completion, SamplingConfig, render_prompt
 from prorl_eval.inference.hf_common import eos_token_ids, pad_token_id
 from prorl_eval.scoring import ScoreJob, Scorer
 from prorl_eval.seeds import derive_seed
 from prorl_train.data import DataMix, PromptItem
+
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
 
 class RolloutEngine(Protocol):
@@ -125,7 +128,7 @@ class Rollouts:
         return len(set(self.group_ids))
 
 
-def rollout_sampling(cfg: Any, step: int) -> SamplingConfig:
+def rollout_sampling(cfg: TrainConfig, step: int) -> SamplingConfig:
     """The sampling settings of a training step (the length schedule picks the budget)."""
     r = cfg.rollout
     return SamplingConfig(
@@ -201,7 +204,7 @@ def collect_rollouts(
     mix: DataMix,
     scorer: Scorer,
     tokenizer: Any,
-    cfg: Any,
+    cfg: TrainConfig,
     step: int,
 ) -> tuple[Rollouts, Rollouts, dict[str, float]]:
     """Fill a step's batch: returns (kept sequences, every generated sequence, stats).

@@ -39,18 +39,20 @@ fp32 master weights); no FSDP/sequence packing.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prorl_eval.errors import UserError
 from prorl_train import checkpoint as ckpt
 from prorl_train import distributed as dist
 from prorl_train.config import TrainConfig, config_to_yaml
 from prorl_train.metrics import MetricsLogger, rollout_metrics
+from prorl_train.policy_models import autocast, load_models
+
+if TYPE_CHECKING:
+    from prorl_train.rollout import Rollouts
 
 # Settings that may change on --resume without being reported as a change of recipe.
 RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_last", "keep_every", "tensorboard")
@@ -79,19 +81,6 @@ class StopFlag:
         self.requested = True
 
 
-@dataclass
-class Models:
-    policy: Any  # the Hugging Face model (under ZeRO-3 its weights are partitioned)
-    tokenizer: Any
-    reference: Any  # None when kl_beta == 0; a DeepSpeed inference engine under ZeRO-3
-    optimizer: Any  # the torch (or ZeRO) optimizer inside `stepper`
-    stepper: Any  # deepspeed_engine.TorchStepper or DeepSpeedStepper
-    base_path: str
-    source_path: str  # where the policy weights were loaded from (base model or checkpoint)
-    reference_is_base: bool = True
-    notes: list[str] = field(default_factory=list)
-
-
 class NullLogger:
     """The metrics logger of ranks other than 0: returns the row, writes nothing."""
 
@@ -102,84 +91,6 @@ class NullLogger:
 
     def close(self) -> None:
         pass
-
-
-def autocast(cfg: TrainConfig, device: str) -> Any:
-    """bfloat16/float16 autocast on GPU when model.dtype asks for it; a no-op on CPU/float32."""
-    import torch
-
-    dtype = cfg.model.dtype
-    if not device.startswith("cuda") or dtype == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
-
-
-def load_models(
-    cfg: TrainConfig, checkpoint: Path | None, state: dict[str, Any], device: str | None = None
-) -> Models:
-    """Policy (float32 weights), tokenizer, reference (frozen, only if kl_beta > 0), and the
-    optimizer stepper (AdamW, or DeepSpeed ZeRO around policy and AdamW). `device`: this
-    process's device in a multi-process run (else from model.device)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prorl_eval.checkpoints import resolve_model
-    from prorl_eval.inference.hf import pick_device, pick_dtype
-    from prorl_train.deepspeed_engine import make_stepper, partitioned_loading, wrap_reference
-
-    ref = resolve_model(cfg.model.name)
-    device = device if device and dist.world_size() > 1 else pick_device(cfg.model.device)
-    if cfg.model.cpu_threads:
-        torch.set_num_threads(cfg.model.cpu_threads)
-    source = str(checkpoint / "policy") if checkpoint else ref.path
-    revision = None if checkpoint else ref.revision
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-    with partitioned_loading(cfg, device):
-        policy = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, dtype=torch.float32
-        )
-    place(policy, device)
-    if cfg.model.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
-    reference, is_base = None, state.get("reference", "base") == "base"
-    if cfg.loss.kl_beta > 0:  # frozen: kept in the compute dtype (bfloat16 on GPU)
-        ref_source = ref.path if is_base else str(checkpoint / "reference")
-        with partitioned_loading(cfg, device, train=False):
-            reference = AutoModelForCausalLM.from_pretrained(
-                ref_source,
-                revision=ref.revision if is_base else None,
-                dtype=pick_dtype(cfg.model.dtype, device),
-            )
-        place(reference, device).eval().requires_grad_(False)
-    stepper = make_stepper(cfg, policy, device)
-    reference = wrap_reference(cfg, reference, device)
-    return Models(
-        policy, tokenizer, reference, stepper.optimizer, stepper, ref.path, source, is_base
-    )
-
-
-def place(model: Any, device: str) -> Any:
-    """`model` on `device` in freshly allocated memory; a ZeRO-3 model built partitioned is
-    left where DeepSpeed put its shards."""
-    from prorl_train.deepspeed_engine import is_partitioned
-
-    if is_partitioned(model):
-        return model
-    return own_aligned_memory(model.to(device))
-
-
-def own_aligned_memory(model: Any) -> Any:
-    """Move every CPU weight still backed by the memory-mapped checkpoint file into fresh memory.
-
-    Safetensors stores tensors at 8-byte offsets that depend on the file's header, and MKL's
-    float32 GEMM takes alignment-dependent paths on some CPUs; a run resumed from a checkpoint
-    (another file, other offsets) could then round differently from the uninterrupted run.
-    PyTorch's allocator aligns every tensor to 64 bytes, so weights copied into it multiply the
-    same way in every process. GPU weights are already copies (`.to(device)`)."""
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
-            tensor.data = tensor.data.clone()
-    return model
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -348,61 +259,93 @@ class Trainer:
             raise TrainingInterrupted(ckpt.latest_checkpoint(self.run_dir)) from None
 
     def train_step(self, step: int) -> dict[str, Any]:
-        """One full step; returns the metrics row it logged."""
-        from prorl_train.deepspeed_engine import gathered, generation_weights
-        from prorl_train.rollout import collect_rollouts
-        from prorl_train.update import optimise
+        """One full step of the algorithm; returns the metrics row it logged."""
+        from prorl_train.update import rollout_advantages
 
         started = time.perf_counter()
+        kept, stats = self._collect_and_filter(step)
+        advantages_B = rollout_advantages(kept, self.cfg.loss.advantage)
+        update_started = time.perf_counter()
+        stats.update(self._update(kept, advantages_B, step))
+        self._sync_weights()
+        stats["time/update_s"] = time.perf_counter() - update_started
+        self.step = step
+        validation = self._validate_if_due(step)
+        stats.update(validation)
+        stats.update(self._reset_if_triggered(step, validation))
+        stats["time/step_s"] = time.perf_counter() - started
+        row = self.logger.log(step, stats)  # before the save: the checkpoint holds this row
+        self._save_if_due(step)
+        return row
+
+    def _policy_device(self) -> str:
+        return str(next(self.models.policy.parameters()).device)
+
+    def _collect_and_filter(self, step: int) -> tuple[Rollouts, dict[str, Any]]:
+        """The step's batch: rollouts sampled on the live policy, scored by the verifiers, and
+        (dynamic sampling) uninformative groups dropped and refilled. Returns the kept sequences
+        and the rollout metrics (the reward metrics count every generated sequence). A Ctrl-C
+        here abandons the step; afterwards the rollout engine frees its memory for the update."""
+        from prorl_train.deepspeed_engine import generation_weights
+        from prorl_train.rollout import collect_rollouts
+
         m = self.models
-        policy_device = str(next(m.policy.parameters()).device)
         self.stop.abortable = True
-        with autocast(self.cfg, policy_device), generation_weights(m.stepper):
+        with autocast(self.cfg, self._policy_device()), generation_weights(m.stepper):
             kept, generated, stats = collect_rollouts(
                 self.engine, self.mix, self.scorer, m.tokenizer, self.cfg, step
             )
         self.stop.abortable = False
         self.engine.before_update()  # a colocated vLLM engine frees its memory for the update
         stats.update(rollout_metrics(generated))
-        t0 = time.perf_counter()
-        pad_id = m.tokenizer.pad_token_id or 0
-        with autocast(self.cfg, policy_device):
-            stats.update(
-                optimise(m.stepper.model, m.reference, m.stepper, kept, self.cfg, step, pad_id)
-            )
-        with gathered(m.policy):  # a no-op for HF; a vLLM engine reloads weights here
-            self.engine.sync_weights(m.policy)
-        stats["time/update_s"] = time.perf_counter() - t0
-        self.step = step
-        stats.update(self._validate_and_reset(step))
-        stats["time/step_s"] = time.perf_counter() - started
-        row = self.logger.log(step, stats)  # before the save: the checkpoint holds this row
-        if step % self.cfg.save_every == 0 or step == self.cfg.steps:
-            self.save()
-        return row
+        return kept, stats
 
-    def _validate_and_reset(self, step: int) -> dict[str, Any]:
-        """Validation (when due) and resets (when triggered) after a step's update."""
+    def _update(self, kept: Rollouts, advantages_B: Any, step: int) -> dict[str, float]:
+        """The step's optimizer updates on `kept` (`update.py`); the actor metrics."""
+        from prorl_train.update import optimise
+
+        m = self.models
+        pad_id = m.tokenizer.pad_token_id or 0
+        with autocast(self.cfg, self._policy_device()):
+            return optimise(
+                m.stepper.model, m.reference, m.stepper, kept, advantages_B, self.cfg, step, pad_id
+            )
+
+    def _sync_weights(self) -> None:
+        """Hand the updated weights to the rollout engine (a no-op for HF; vLLM reloads)."""
+        from prorl_train.deepspeed_engine import gathered
+
+        with gathered(self.models.policy):  # ZeRO-3: whole weights while the engine copies them
+            self.engine.sync_weights(self.models.policy)
+
+    def _validate_if_due(self, step: int) -> dict[str, Any]:
+        """The `val/...` metrics and `time/val_s` when `val.every` says so, else {}. Rank 0
+        validates; the other ranks wait for its metrics."""
         from prorl_train.deepspeed_engine import generation_weights
         from prorl_train.validation import run_validation
 
-        out: dict[str, Any] = {}
-        val = None
+        if not (self.cfg.val.every and step % self.cfg.val.every == 0):
+            return {}
         m = self.models
-        if self.cfg.val.every and step % self.cfg.val.every == 0:
-            t0 = time.perf_counter()
-            device = str(next(m.policy.parameters()).device)
-            with autocast(self.cfg, device), generation_weights(m.stepper):
-                if dist.is_main():  # the other ranks wait in the broadcast below
-                    val = run_validation(m.policy, m.tokenizer, self.cfg, step)
-                val = dist.broadcast_object(val)
-            out.update(val)
-            out["time/val_s"] = time.perf_counter() - t0
+        started = time.perf_counter()
+        val = None
+        with autocast(self.cfg, self._policy_device()), generation_weights(m.stepper):
+            if dist.is_main():  # the other ranks wait in the broadcast below
+                val = run_validation(m.policy, m.tokenizer, self.cfg, step)
+            val = dist.broadcast_object(val)
+        return {**val, "time/val_s": time.perf_counter() - started}
+
+    def _reset_if_triggered(self, step: int, validation: dict[str, Any]) -> dict[str, Any]:
+        """Reset the reference and optimizer when a trigger fires (`resets.py`); the `reset/...`
+        metrics. Rank 0 decides (the RESET file and the plateau detector are its own), every
+        rank applies."""
+        m = self.models
         decision = None
-        if dist.is_main():  # the RESET file and the plateau detector are rank 0's
-            decision = (*self.resets.triggers(step, val), self.resets.plateau.state_dict())
+        if dist.is_main():
+            decision = (*self.resets.triggers(step, validation), self.resets.plateau.state_dict())
         triggers, detail, plateau = dist.broadcast_object(decision)
         self.resets.plateau.load_state_dict(plateau)
+        out: dict[str, Any] = {}
         if triggers:
             event = self.resets.apply(step, triggers, detail, m.policy, m.reference, m.stepper)
             if "reference" in event.reset:
@@ -413,6 +356,11 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------------- checkpoints
+
+    def _save_if_due(self, step: int) -> None:
+        """Checkpoint every `save_every` steps and after the last step."""
+        if step % self.cfg.save_every == 0 or step == self.cfg.steps:
+            self.save()
 
     def save(self) -> Path | None:
         """Checkpoint the state after `self.step` (skipped when already saved or at step 0)."""

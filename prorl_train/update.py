@@ -1,27 +1,31 @@
 """The policy update of one step: old/reference log-probs, advantages, mini-batch AdamW updates.
 
-Per step: (1) one advantage per response from its group's rewards (`advantages.py`); (2) the
-rollout policy's log-probs ("old") and the reference's, without gradients, with the entropy of the
-rollout policy; (3) the prompt groups are shuffled and split into mini-batches of
-`mini_batch_size` prompts, one optimizer step each (so `batch_size / mini_batch_size` updates per
-epoch), gradients accumulated over micro-batches of `micro_batch_size` sequences; (4) the loss is
-the decoupled-clip PPO surrogate plus `kl_beta` times the KL estimate to the reference
-(`losses.py`).
+Per step: (1) one advantage per response from its group's rewards (`rollout_advantages`, which
+the trainer calls and passes in); (2) the rollout policy's log-probs ("old") and the reference's,
+without gradients, with the entropy of the rollout policy (`update_context`); (3) the prompt
+groups are shuffled and split into mini-batches of `mini_batch_size` prompts, one optimizer step
+each (so `batch_size / mini_batch_size` updates per epoch), gradients accumulated over
+micro-batches of `micro_batch_size` sequences; (4) the loss is the decoupled-clip PPO surrogate
+plus `kl_beta` times the KL estimate to the reference (`losses.py`).
 
 Log-probs are taken from logits divided by the rollout temperature, so the "old" policy is the
 distribution the responses were actually sampled from (as verl does); the ProRL paper does not say.
 Micro-batch losses are weighted so the mini-batch loss equals the aggregation over the whole
 mini-batch (token-mean: by tokens, the sequence means: by sequences).
 
+The optimizer is driven through a stepper (`stepper.OptimizerStepper`); with several processes
+the sharded passes are merged with `distributed.gather_shards`.
+
 Example:
+    >>> advantages_B = rollout_advantages(rollouts, cfg.loss.advantage)  # doctest: +SKIP
     >>> stats = optimise(  # doctest: +SKIP
-    ...     policy, reference, optimizer, rollouts, cfg, step=1, pad_id=0)
+    ...     policy, reference, stepper, rollouts, advantages_B, cfg, step=1, pad_id=0)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -29,6 +33,10 @@ from torch import Tensor
 from prorl_eval.seeds import derive_seed
 from prorl_train import distributed as dist
 from prorl_train.rollout import Rollouts
+from prorl_train.stepper import OptimizerStepper
+
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
 
 @dataclass
@@ -97,7 +105,7 @@ def micro_batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
-def share_prompts(cfg: Any) -> bool:
+def share_prompts(cfg: TrainConfig) -> bool:
     """Whether forwards run each repeated prompt of a micro-batch once (`logits.py`).
 
     The choice is the same for every micro-batch and every rank (never by a micro-batch's
@@ -107,7 +115,7 @@ def share_prompts(cfg: Any) -> bool:
     return bool(cfg.model.share_prompt_prefix)
 
 
-def logits_chunk_tokens(model: Any, cfg: Any) -> int:
+def logits_chunk_tokens(model: Any, cfg: TrainConfig) -> int:
     """`model.logits_chunk_tokens`, or 0 (one-shot projection) for a ZeRO-3 partitioned model.
 
     Under ZeRO-3 every call of the output layer gathers its weight collectively, so all ranks must
@@ -121,7 +129,12 @@ def logits_chunk_tokens(model: Any, cfg: Any) -> int:
 
 @torch.no_grad()
 def score_sequences(
-    model: Any, rollouts: Rollouts, indices: list[int], cfg: Any, pad_id: int, entropy: bool
+    model: Any,
+    rollouts: Rollouts,
+    indices: list[int],
+    cfg: TrainConfig,
+    pad_id: int,
+    entropy: bool,
 ) -> tuple[dict[int, Tensor], float]:
     """Response-token log-probs per sequence under `model`, and the mean token entropy.
 
@@ -145,13 +158,9 @@ def score_sequences(
         per_seq = {i: logp_BT[b][packed.mask_BR[b]] for b, i in enumerate(chunk)}
         ent = float(ent_BT[packed.mask_BR].sum()) if ent_BT is not None else 0.0
         mine[k] = (per_seq, ent, int(packed.mask_BR.sum()))
-    merged: dict[int, tuple[dict[int, Tensor], float, int]] = {}
-    for part in dist.all_gather_object(mine):
-        merged.update(part)
     out: dict[int, Tensor] = {}
     ent_sum, tokens = 0.0, 0
-    for k in range(len(chunks)):
-        per_seq, ent, count = merged[k]
+    for per_seq, ent, count in dist.gather_shards(mine, len(chunks)):
         out.update(per_seq)
         ent_sum += ent
         tokens += count
@@ -178,6 +187,29 @@ def minibatch_groups(
     return [
         [i for g in order[k : k + size] for i in by_group[g]] for k in range(0, len(order), size)
     ]
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """What every micro-batch loss of a step compares the live policy against.
+
+    Computed once per step, before its first optimizer step: `old` and `ref` map a sequence index
+    to its response-token log-probs under the rollout policy and the reference (`ref` is None
+    without a KL penalty); `advantages_B` holds one advantage per sequence of the step's batch.
+    """
+
+    old: dict[int, Tensor]
+    ref: dict[int, Tensor] | None
+    advantages_B: Tensor
+
+
+def rollout_advantages(rollouts: Rollouts, estimator: str) -> Tensor:
+    """One advantage per sequence (B,) from its prompt group's rewards (`advantages.py`)."""
+    from prorl_train.advantages import compute_advantages
+
+    rewards_B = torch.tensor(rollouts.rewards, dtype=torch.float32)
+    group_ids_B = torch.tensor(rollouts.group_ids, dtype=torch.long)
+    return compute_advantages(rewards_B, group_ids_B, estimator=estimator)
 
 
 class StatsSum:
@@ -211,8 +243,8 @@ def micro_loss(
     policy: Any,
     rollouts: Rollouts,
     chunk: list[int],
-    ctx: dict[str, Any],
-    cfg: Any,
+    ctx: UpdateContext,
+    cfg: TrainConfig,
     pad_id: int,
     share: bool = False,
 ) -> tuple[Tensor, dict[str, float], dict[str, float], Tensor]:
@@ -229,8 +261,8 @@ def micro_loss(
     )
     device = logp_BT.device
     mask_BT = packed.mask_BR.to(device)
-    old_BT = scatter(ctx["old"], chunk, packed.mask_BR).to(device)
-    adv_B = ctx["advantages"][chunk].to(device)
+    old_BT = scatter(ctx.old, chunk, packed.mask_BR).to(device)
+    adv_B = ctx.advantages_B[chunk].to(device)
     loss, stats = policy_loss(
         logp_BT,
         old_BT,
@@ -241,8 +273,8 @@ def micro_loss(
         aggregation=cfg.loss.aggregation,
     )
     extra = {"pg_loss": float(loss.detach())}
-    if ctx["ref"] is not None:
-        ref_BT = scatter(ctx["ref"], chunk, packed.mask_BR).to(device)
+    if ctx.ref is not None:
+        ref_BT = scatter(ctx.ref, chunk, packed.mask_BR).to(device)
         kl = kl_penalty(
             logp_BT,
             ref_BT,
@@ -264,17 +296,23 @@ def micro_weight(aggregation: str, mask_BT: Tensor, total_tokens: int, total_row
     return int((mask_BT.sum(-1) > 0).sum()) / total_rows
 
 
-def as_stepper(policy: Any, optimizer: Any, cfg: Any) -> Any:
-    """`optimizer` as a stepper (`deepspeed_engine`): a torch optimizer gets a `TorchStepper`."""
+def as_stepper(policy: Any, optimizer: Any, cfg: TrainConfig) -> OptimizerStepper:
+    """`optimizer` as a stepper: a stepper as it is, a torch optimizer inside a `TorchStepper`."""
     from prorl_train.deepspeed_engine import TorchStepper
 
-    if hasattr(optimizer, "set_lr") and hasattr(optimizer, "backward"):
+    if isinstance(optimizer, OptimizerStepper):
         return optimizer
     return TorchStepper(policy, optimizer, cfg.optim.grad_clip)
 
 
 def update_minibatch(
-    policy: Any, optimizer: Any, rollouts: Rollouts, mb: list[int], ctx: dict, cfg: Any, pad_id: int
+    policy: Any,
+    optimizer: Any,
+    rollouts: Rollouts,
+    mb: list[int],
+    ctx: UpdateContext,
+    cfg: TrainConfig,
+    pad_id: int,
 ) -> tuple[float, list[tuple[dict[str, float], dict[str, float]]]]:
     """Accumulate gradients over the micro-batches of `mb`, clip, step; (grad norm, stats).
 
@@ -299,10 +337,25 @@ def update_minibatch(
         if k >= 0:
             collected[k] = (stats, extra)
     grad_norm = stepper.step()
-    merged: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
-    for part in dist.all_gather_object(collected):
-        merged.update(part)
-    return grad_norm, [merged[k] for k in range(len(chunks))]
+    return grad_norm, dist.gather_shards(collected, len(chunks))
+
+
+def update_context(
+    model: Any,
+    reference: Any,
+    rollouts: Rollouts,
+    indices: list[int],
+    advantages_B: Tensor,
+    cfg: TrainConfig,
+    pad_id: int,
+) -> tuple[UpdateContext, float]:
+    """The step's old and reference log-probs of sequences `indices`, with the advantages, and
+    the rollout policy's mean token entropy."""
+    old, entropy = score_sequences(model, rollouts, indices, cfg, pad_id, entropy=True)
+    ref = None
+    if reference is not None and cfg.loss.kl_beta > 0:
+        ref, _ = score_sequences(reference, rollouts, indices, cfg, pad_id, entropy=False)
+    return UpdateContext(old, ref, advantages_B), entropy
 
 
 def optimise(
@@ -310,26 +363,21 @@ def optimise(
     reference: Any,
     optimizer: Any,
     rollouts: Rollouts,
-    cfg: Any,
+    advantages_B: Tensor,
+    cfg: TrainConfig,
     step: int,
     pad_id: int,
 ) -> dict[str, float]:
-    """All of a step's updates on `rollouts`; returns the actor statistics of the step."""
-    from prorl_train.advantages import compute_advantages
-
-    rewards_B = torch.tensor(rollouts.rewards, dtype=torch.float32)
-    group_ids_B = torch.tensor(rollouts.group_ids, dtype=torch.long)
-    advantages_B = compute_advantages(rewards_B, group_ids_B, estimator=cfg.loss.advantage)
+    """All of a step's updates on `rollouts` (`advantages_B`: `rollout_advantages`, one per
+    sequence); returns the actor statistics of the step."""
     indices = [i for i in range(len(rollouts)) if rollouts.loss_mask[i]]
     if not indices:
         return {"actor/updates": 0.0}
     stepper = as_stepper(policy, optimizer, cfg)
     stepper.model.train()
-    old, entropy = score_sequences(stepper.model, rollouts, indices, cfg, pad_id, entropy=True)
-    ref = None
-    if reference is not None and cfg.loss.kl_beta > 0:
-        ref, _ = score_sequences(reference, rollouts, indices, cfg, pad_id, entropy=False)
-    ctx = {"old": old, "ref": ref, "advantages": advantages_B}
+    ctx, entropy = update_context(
+        stepper.model, reference, rollouts, indices, advantages_B, cfg, pad_id
+    )
     stepper.set_lr(cfg.optim.lr_at(step))
     totals, norms = StatsSum(), []
     for epoch in range(cfg.loss.epochs):

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prorl_eval.inference.base import SamplingConfig
 
+if TYPE_CHECKING:
+    from prorl_train.config import TrainConfig
 
-def val_tasks(cfg: Any) -> str:
+
+def val_tasks(cfg: TrainConfig) -> str:
     """The validation task list: `val.tasks`, else the training mix's names."""
     return cfg.val.tasks or ",".join(cfg.data.mix)
 
@@ -35,7 +38,7 @@ def val_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / "val" / f"step-{step}"
 
 
-def run_validation(policy: Any, tokenizer: Any, cfg: Any, step: int) -> dict[str, float]:
+def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> dict[str, float]:
     """Validate the policy at `step`; returns the `val/...` metrics."""
     from prorl_eval.inference.hf import HFGenerator
     from prorl_eval.runner import EvalConfig, run_pass_at_k

@@ -1,17 +1,25 @@
 """Shared fixtures and helpers: the embedded model, a tiny random model, a scripted fake generator,
-the shared data folder, and synthetic run folders for the report tests."""
+the shared data folder, synthetic run folders for the report tests, and the trainer tests' task,
+tiny-model runs, random rollouts and torchrun launcher."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from prorl_eval.inference.base import Completion, GenerationRequest, SamplingConfig
 from prorl_eval.results import summarize
+
+if TYPE_CHECKING:
+    from prorl_train.rollout import Rollouts
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -201,3 +209,123 @@ class LengthSortingGenerator(ScriptedGenerator):
 
     def prompt_lengths(self, requests: list[GenerationRequest], sampling: SamplingConfig):
         return [len(request.prompt) for request in requests]
+
+
+# ----------------------------------------------------------------------------- training helpers
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+# A `custom:` regex task: reward 1 for a reply starting with A, B or C.
+CAPS = (
+    f"custom:{FIXTURES}/capital_start.jsonl?prompt=prompt&answer=pattern&verifier=regex&id=id"
+    "&instruction=none"
+)
+
+
+@pytest.fixture(scope="module")
+def peaked_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny Llama with a prior for CAPS: the embeddings of the letters A..P point along the
+    hidden state before the response, so most first tokens are one of those letters."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prorl_eval.inference.base import SamplingConfig, render_prompt
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([render_prompt(tok, "Say something.", SamplingConfig())])
+    with torch.no_grad():
+        h = model(ids, output_hidden_states=True).hidden_states[-1][0, -1]
+        g = torch.Generator().manual_seed(0)
+        emb = model.get_input_embeddings().weight
+        for letter in "ABCDEFGHIJKLMNOP":
+            token = tok.convert_tokens_to_ids(letter)
+            emb[token] = 1.28 * h / h.norm() + 0.02 * torch.randn(h.shape, generator=g)
+    out = tmp_path_factory.mktemp("peaked")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def settings(model_dir: Path, **top) -> dict:
+    """A run that takes ~1 s a step on one core."""
+    return {
+        "steps": 6,
+        "batch_size": 8,
+        "save_every": 2,
+        "keep_last": 1,
+        "keep_every": 2,  # milestones: every checkpoint stays despite keep_last 1
+        "seed": 0,
+        "tensorboard": False,
+        "model": {"name": str(model_dir), "device": "cpu", "dtype": "float32", "cpu_threads": 1},
+        "data": {"mix": {CAPS: 1.0}},
+        "rollout": {
+            "n": 8,
+            "temperature": 1.0,
+            "length_schedule": [[1, 1]],
+            "overlong": "keep",
+            "max_extra_rounds": 1,
+        },
+        "loss": {"kl_beta": 0.001, "mini_batch_size": 2, "micro_batch_size": 16},
+        "optim": {"lr": 1e-3},
+        "val": {"every": 2, "limit": 4, "n": 2, "temperature": 1.0},
+        "resets": {"every": 4},
+        **top,
+    }
+
+
+def make_config(tmp_path: Path, data: dict, out: Path):
+    """`data` written as a YAML file beside the run; (the file, the config loaded from it)."""
+    import yaml
+
+    from prorl_train.config import load_config
+
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, load_config(None, path, out=str(out))
+
+
+def alternating_reward(group: int, j: int) -> float:
+    return float((j + group) % 2)
+
+
+def make_rollouts(
+    groups: int = 3,
+    n: int = 4,
+    seed: int = 0,
+    reward: Callable[[int, int], float] = alternating_reward,
+    masked: tuple[tuple[int, int], ...] = (),
+) -> Rollouts:
+    """Random prompts/responses of varied lengths; response j of group g gets `reward(g, j)`
+    (by default mixed within each group) and is left out of the loss when (g, j) is `masked`."""
+    import torch
+
+    from prorl_train.rollout import Rollouts
+
+    g = torch.Generator().manual_seed(seed)
+    r = Rollouts()
+    for group in range(groups):
+        prompt = torch.randint(5, 1000, (int(torch.randint(2, 7, (1,), generator=g)),), generator=g)
+        for j in range(n):
+            length = int(torch.randint(1, 6, (1,), generator=g))
+            r.prompt_ids.append(prompt.tolist())
+            r.response_ids.append(torch.randint(5, 1000, (length,), generator=g).tolist())
+            r.rewards.append(reward(group, j))
+            r.correct.append(bool(r.rewards[-1]))
+            r.truncated.append(False)
+            r.loss_mask.append((group, j) not in masked)
+            r.group_ids.append(100 + group)
+            r.tasks.append("t")
+            r.domains.append("d")
+            r.texts.append("")
+    return r
+
+
+def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m torch.distributed.run` with 2 processes on this machine; fails the test unless
+    every process exits 0."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--master_port", str(29400 + os.getpid() % 500), *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done

@@ -22,16 +22,15 @@ import torch
 
 pytest.importorskip("deepspeed")
 
-# the regex task of the loop tests (reward 1 for a reply starting with A-C)
-from test_train_loop import CAPS
-from test_train_update import make_rollouts as random_rollouts
+from conftest import CAPS, torchrun
+from conftest import make_rollouts as random_rollouts
 
 HERE = Path(__file__).resolve()
 STEPS = 3
 
 
 def make_rollouts(seed: int = 0) -> Any:
-    """4 groups of 4 random sequences (`test_train_update`'s builder): mixed rewards except
+    """4 groups of 4 random sequences (conftest's builder): mixed rewards except
     that every group's last response is correct, and one sequence masked out of the loss."""
     return random_rollouts(
         groups=4,
@@ -64,12 +63,19 @@ def update_config(model_dir: str, out: str, stage: int, *extra: str) -> Any:
     )
 
 
+def update(stepper: Any, reference: Any, rollouts: Any, cfg: Any, step: int) -> dict:
+    """One step's optimise() on `rollouts`, with their group advantages, as the trainer calls it."""
+    from prorl_train.update import optimise, rollout_advantages
+
+    advantages_B = rollout_advantages(rollouts, cfg.loss.advantage)
+    return optimise(stepper.model, reference, stepper, rollouts, advantages_B, cfg, step, pad_id=0)
+
+
 def run_updates(cfg: Any, model_dir: str) -> tuple[Any, Any, Any, list[dict]]:
     """STEPS optimise() calls on fixed rollouts; (stepper, policy, reference, stats per step)."""
     from transformers import AutoModelForCausalLM
 
     from prorl_train.deepspeed_engine import make_stepper, wrap_reference
-    from prorl_train.update import optimise
 
     policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -77,21 +83,17 @@ def run_updates(cfg: Any, model_dir: str) -> tuple[Any, Any, Any, list[dict]]:
     stepper = make_stepper(cfg, policy, "cpu")
     reference = wrap_reference(cfg, reference, "cpu")
     rollouts = make_rollouts()
-    stats = [
-        optimise(stepper.model, reference, stepper, rollouts, cfg, step, pad_id=0)
-        for step in range(1, STEPS + 1)
-    ]
+    stats = [update(stepper, reference, rollouts, cfg, step) for step in range(1, STEPS + 1)]
     return stepper, policy, reference, stats
 
 
 def update_after_resets(stepper: Any, policy: Any, reference: Any, cfg: Any) -> dict:
     """Reset the optimizer and the reference, then one more update; its stats."""
     from prorl_train.resets import reset_optimizer, reset_reference
-    from prorl_train.update import optimise
 
     reset_optimizer(stepper)
     reset_reference(policy, reference)
-    return optimise(stepper.model, reference, stepper, make_rollouts(), cfg, STEPS + 1, pad_id=0)
+    return update(stepper, reference, make_rollouts(), cfg, STEPS + 1)
 
 
 def sample_prompts(model_dir: str) -> list[list[list[int]]]:
@@ -198,11 +200,11 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
     from prorl_train import distributed as dist
     from prorl_train.deepspeed_engine import gathered, hf_module
     from prorl_train.resets import reset_optimizer, reset_reference
-    from prorl_train.update import optimise
 
     torch.set_num_threads(1)
     dist.init_distributed("cpu")
     out = Path(out_dir)
+    shards = gathered_shards()
     samples = sample_prompts(model_dir)
     scores, scored_here = score_replies()
     cfg = update_config(model_dir, out_dir, stage)
@@ -229,9 +231,10 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
     with gathered(policy), gathered(reference):
         copied = hf_module(reference).state_dict()
         equal = all(torch.equal(v, copied[k]) for k, v in policy.state_dict().items())
-    after = optimise(stepper.model, reference, stepper, make_rollouts(), cfg, STEPS + 1, 0)
+    after = update(stepper, reference, make_rollouts(), cfg, STEPS + 1)
     seen = dist.all_gather_object(
         {
+            "shards": shards,
             "samples": samples,
             "scores": scores,
             "scored_here": scored_here,
@@ -246,6 +249,22 @@ def worker(model_dir: str, out_dir: str, stage: int) -> None:
         torch.save(params, out / "params.pt")
         (out / "seen.json").write_text(json.dumps(seen))
     dist.barrier()
+
+
+def gathered_shards() -> dict[str, Any]:
+    """gather_shards over the ranks: 5 items dealt round-robin (rank 0 holds 0, 2, 4; rank 1
+    holds 1, 3), each tagged with the rank that made it; and the refusal of an index held twice."""
+    from prorl_train import distributed as dist
+
+    me = dist.rank()
+    mine = {k: [k, me] for k in range(me, 5, dist.world_size())}
+    merged = dist.gather_shards(mine, 5)
+    try:
+        dist.gather_shards({0: me}, 1)  # every rank claims index 0
+        twice = ""
+    except ValueError as exc:
+        twice = str(exc)
+    return {"merged": merged, "twice": twice}
 
 
 def check_partitioned_loading(cfg: Any, model_dir: str) -> dict[str, Any]:
@@ -272,15 +291,6 @@ def check_partitioned_loading(cfg: Any, model_dir: str) -> dict[str, Any]:
         "same_as_file": same,
         "zero3_after": is_deepspeed_zero3_enabled(),
     }
-
-
-def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["--master_port", str(29400 + os.getpid() % 500), *args]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done
 
 
 @pytest.fixture(scope="module", params=[2, 1, 3], ids=["zero2", "zero1", "zero3"])
@@ -314,6 +324,13 @@ def one_rank(tiny_model_dir, tmp_path_factory):
     assert done.returncode == 0, done.stderr[-4000:]
     stats, samples, after, scored = json.loads((out / "single.json").read_text())
     return stats, torch.load(out / "params.pt"), samples, after, scored
+
+
+def test_gathered_shards_come_back_in_index_order_on_every_rank(two_ranks):
+    _, seen, _ = two_ranks
+    for rank in seen:
+        assert rank["shards"]["merged"] == [[0, 0], [1, 1], [2, 0], [3, 1], [4, 0]]
+        assert "computed by two ranks" in rank["shards"]["twice"]
 
 
 def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
@@ -389,7 +406,6 @@ def test_bf16_zero_with_offload_on_one_gpu(tiny_model_dir, tmp_path, stage):
     from prorl_train import distributed as dist
     from prorl_train.deepspeed_engine import generation_weights, make_stepper, wrap_reference
     from prorl_train.rollout import HFRolloutEngine
-    from prorl_train.update import optimise
 
     dist.init_distributed("cuda", one_process_group=True)
     extra = ["deepspeed.offload_optimizer=true", f"deepspeed.offload_params={stage == 3}"]
@@ -399,10 +415,7 @@ def test_bf16_zero_with_offload_on_one_gpu(tiny_model_dir, tmp_path, stage):
     stepper = make_stepper(cfg, policy, "cuda:0")
     reference = wrap_reference(cfg, reference.requires_grad_(False), "cuda:0")
     assert next(policy.parameters()).dtype == torch.bfloat16
-    stats = [
-        optimise(stepper.model, reference, stepper, make_rollouts(), cfg, step, pad_id=0)
-        for step in (1, 2)
-    ]
+    stats = [update(stepper, reference, make_rollouts(), cfg, step) for step in (1, 2)]
     assert all(torch.isfinite(torch.tensor(s["actor/pg_loss"])) for s in stats)
     assert stats[1]["actor/kl_ref"] > 0
     after = update_after_resets(stepper, policy, reference, cfg)

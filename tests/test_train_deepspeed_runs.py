@@ -14,15 +14,12 @@ import torch
 
 pytest.importorskip("deepspeed")
 
-from test_train_deepspeed import torchrun
-
-# the tiny-model run of the loop tests: its model fixture and settings
-from test_train_loop import make_config, peaked_model_dir, settings  # noqa: F401
+from conftest import make_config, settings, torchrun
 
 
 def test_two_process_zero2_run_matches_one_process_and_resumes(
     tmp_path,
-    peaked_model_dir,  # noqa: F811
+    peaked_model_dir,
 ):
     """4 steps with 2 processes (ZeRO-2), then --resume to 6, against 6 steps in one process:
     the same metrics (validation at 2, 4 and 6 included), files written once.
@@ -76,7 +73,7 @@ def test_two_process_zero2_run_matches_one_process_and_resumes(
 
 def test_two_process_zero3_run_generates_validates_resets_and_saves_whole_weights(
     tmp_path,
-    peaked_model_dir,  # noqa: F811
+    peaked_model_dir,
 ):
     """ZeRO-3 (the embedding matrix partitioned): rollouts and rank-0 validation on gathered
     weights, a reset at step 2, and a checkpoint holding whole policy and reference weights;

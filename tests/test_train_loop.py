@@ -22,12 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-FIXTURES = Path(__file__).parent / "fixtures" / "train"
-CAPS = (
-    f"custom:{FIXTURES}/capital_start.jsonl?prompt=prompt&answer=pattern&verifier=regex&id=id"
-    "&instruction=none"
-)
+from conftest import CAPS, make_config, settings
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,63 +30,6 @@ def _restore_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def peaked_model_dir(tiny_model_dir, tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prorl_eval.inference.base import SamplingConfig, render_prompt
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ids = torch.tensor([render_prompt(tok, "Say something.", SamplingConfig())])
-    with torch.no_grad():
-        h = model(ids, output_hidden_states=True).hidden_states[-1][0, -1]
-        g = torch.Generator().manual_seed(0)
-        emb = model.get_input_embeddings().weight
-        for letter in "ABCDEFGHIJKLMNOP":
-            token = tok.convert_tokens_to_ids(letter)
-            emb[token] = 1.28 * h / h.norm() + 0.02 * torch.randn(h.shape, generator=g)
-    out = tmp_path_factory.mktemp("peaked")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-def settings(model_dir: Path, **top) -> dict:
-    """A run that takes ~1 s a step on one core."""
-    return {
-        "steps": 6,
-        "batch_size": 8,
-        "save_every": 2,
-        "keep_last": 1,
-        "keep_every": 2,  # milestones: every checkpoint stays despite keep_last 1
-        "seed": 0,
-        "tensorboard": False,
-        "model": {"name": str(model_dir), "device": "cpu", "dtype": "float32", "cpu_threads": 1},
-        "data": {"mix": {CAPS: 1.0}},
-        "rollout": {
-            "n": 8,
-            "temperature": 1.0,
-            "length_schedule": [[1, 1]],
-            "overlong": "keep",
-            "max_extra_rounds": 1,
-        },
-        "loss": {"kl_beta": 0.001, "mini_batch_size": 2, "micro_batch_size": 16},
-        "optim": {"lr": 1e-3},
-        "val": {"every": 2, "limit": 4, "n": 2, "temperature": 1.0},
-        "resets": {"every": 4},
-        **top,
-    }
-
-
-def make_config(tmp_path: Path, data: dict, out: Path):
-    from prorl_train.config import load_config
-
-    path = tmp_path / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path, load_config(None, path, out=str(out))
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -152,7 +90,7 @@ def test_weights_live_in_aligned_memory_whether_loaded_from_the_base_or_a_checkp
     differently by alignment on some CPUs, so a resumed run could drift from the straight one
     in the last bits unless every weight is copied into PyTorch's 64-byte-aligned memory."""
     from prorl_train.checkpoint import read_state
-    from prorl_train.trainer import load_models
+    from prorl_train.policy_models import load_models
 
     data, _, run = straight_run
     _, cfg = make_config(tmp_path, data, tmp_path / "aligned")

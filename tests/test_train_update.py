@@ -4,19 +4,20 @@ mini-batch splits, and that zero advantages leave the weights alone."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
+from conftest import make_rollouts
 
 from prorl_train.config import load_config
-from prorl_train.rollout import Rollouts
 from prorl_train.update import (
+    UpdateContext,
     forward_logprobs,
     micro_batches,
     minibatch_groups,
     optimise,
     pack,
+    rollout_advantages,
     score_sequences,
     update_minibatch,
 )
@@ -36,38 +37,6 @@ def model(tiny_model_dir):
 
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-
-
-def alternating_reward(group: int, j: int) -> float:
-    return float((j + group) % 2)
-
-
-def make_rollouts(
-    groups: int = 3,
-    n: int = 4,
-    seed: int = 0,
-    reward: Callable[[int, int], float] = alternating_reward,
-    masked: tuple[tuple[int, int], ...] = (),
-) -> Rollouts:
-    """Random prompts/responses of varied lengths; response j of group g gets `reward(g, j)`
-    (by default mixed within each group) and is left out of the loss when (g, j) is `masked`."""
-    g = torch.Generator().manual_seed(seed)
-    r = Rollouts()
-    for group in range(groups):
-        prompt = torch.randint(5, 1000, (int(torch.randint(2, 7, (1,), generator=g)),), generator=g)
-        for j in range(n):
-            length = int(torch.randint(1, 6, (1,), generator=g))
-            r.prompt_ids.append(prompt.tolist())
-            r.response_ids.append(torch.randint(5, 1000, (length,), generator=g).tolist())
-            r.rewards.append(reward(group, j))
-            r.correct.append(bool(r.rewards[-1]))
-            r.truncated.append(False)
-            r.loss_mask.append((group, j) not in masked)
-            r.group_ids.append(100 + group)
-            r.tasks.append("t")
-            r.domains.append("d")
-            r.texts.append("")
-    return r
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
@@ -118,7 +87,7 @@ def test_micro_batches_give_the_full_batch_gradient(
         old = forward_logprobs(model, pack(r, mb, 0), 1.0)[0]
     packed = pack(r, mb, 0)
     old_seq = {i: old[b][packed.mask_BR[b]] - 0.05 * (i % 3) for b, i in enumerate(mb)}
-    ctx = {"old": old_seq, "ref": old_seq, "advantages": adv}
+    ctx = UpdateContext(old=old_seq, ref=old_seq, advantages_B=adv)
     grads = []
     runs = ((len(r), 0, False), (len(r), chunk_tokens, share), (2, chunk_tokens, share))
     for micro, chunk, shared in runs:
@@ -231,6 +200,10 @@ def test_minibatches_keep_groups_whole(groups, size):
     assert batches == minibatch_groups(r, indices, size, seed=1)
 
 
+def advantages(rollouts, cfg):
+    return rollout_advantages(rollouts, cfg.loss.advantage)
+
+
 def snapshot(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -256,10 +229,12 @@ def test_optimise_changes_weights_only_with_signal(tiny_model_dir, tmp_path):
     flat = make_rollouts(groups=3, n=4)
     flat.rewards = [1.0] * len(flat)  # every group constant: advantage 0
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-2, weight_decay=0.0)
-    stats = optimise(policy, None, opt, flat, cfg, step=1, pad_id=0)
+    assert rollout_advantages(flat, cfg.loss.advantage).abs().max() == 0
+    stats = optimise(policy, None, opt, flat, advantages(flat, cfg), cfg, step=1, pad_id=0)
     assert stats["actor/updates"] == 4  # 2 epochs x ceil(3 groups / 2)
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
-    stats = optimise(policy, None, opt, make_rollouts(groups=3, n=4), cfg, step=2, pad_id=0)
+    mixed = make_rollouts(groups=3, n=4)
+    stats = optimise(policy, None, opt, mixed, advantages(mixed, cfg), cfg, step=2, pad_id=0)
     changed = [k for k, v in policy.state_dict().items() if not torch.equal(before[k], v)]
     assert changed
     for key in ("actor/entropy", "actor/clip_frac_low", "actor/clip_frac_high", "actor/grad_norm"):
@@ -277,5 +252,40 @@ def test_masked_sequences_are_left_out(tiny_model_dir, tmp_path):
     r.loss_mask = [False] * len(r)
     opt = torch.optim.AdamW(policy.parameters())
     before = snapshot(policy)
-    assert optimise(policy, None, opt, r, cfg, step=1, pad_id=0) == {"actor/updates": 0.0}
+    stats = optimise(policy, None, opt, r, advantages(r, cfg), cfg, step=1, pad_id=0)
+    assert stats == {"actor/updates": 0.0}
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
+
+
+PROTOCOL_METHODS = ("set_lr", "zero_grad", "backward", "step", "reset_state", "save", "load")
+
+
+@pytest.mark.parametrize("name", ["TorchStepper", "DeepSpeedStepper"])
+def test_both_steppers_have_the_protocols_methods_and_signatures(name):
+    import inspect
+
+    import prorl_train.deepspeed_engine as engines
+    from prorl_train.stepper import OptimizerStepper
+
+    cls = getattr(engines, name)
+    for method in PROTOCOL_METHODS:
+        want = inspect.signature(getattr(OptimizerStepper, method))
+        got = inspect.signature(getattr(cls, method))
+        assert list(got.parameters) == list(want.parameters), (name, method)
+    init = inspect.getsource(cls.__init__)
+    assert "self.model" in init and "self.optimizer" in init  # the Protocol's two attributes
+
+
+def test_a_torch_optimizer_is_wrapped_and_a_stepper_passes_through(tmp_path):
+    from prorl_train.deepspeed_engine import TorchStepper
+    from prorl_train.stepper import OptimizerStepper
+    from prorl_train.update import as_stepper
+
+    cfg = load_config(None, overrides=["optim.grad_clip=0.5"], out=str(tmp_path))
+    layer = torch.nn.Linear(2, 1)
+    adam = torch.optim.AdamW(layer.parameters())
+    assert not isinstance(adam, OptimizerStepper)
+    stepper = as_stepper(layer, adam, cfg)
+    assert isinstance(stepper, TorchStepper) and isinstance(stepper, OptimizerStepper)
+    assert (stepper.model, stepper.optimizer, stepper.grad_clip) == (layer, adam, 0.5)
+    assert as_stepper(layer, stepper, cfg) is stepper
