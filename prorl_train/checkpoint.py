@@ -22,10 +22,6 @@ After a successful save only the newest `keep_last` checkpoints are kept, plus t
 checkpoint whose step is a multiple of `keep_every` (when > 0) is never pruned, so the base →
 intermediate → final comparison of a long run still has its intermediate checkpoints.
 
-For tests, `PRORL_TRAIN_SAVE_PAUSE=<seconds>[@<step>]` sleeps inside a save (of that step only,
-when given; after `rng.pt`, before the state file and the rename), so a test can kill the process
-mid-save.
-
 Example:
     >>> latest_checkpoint("runs/t")  # doctest: +SKIP
     PosixPath('runs/t/checkpoint-8')
@@ -35,7 +31,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +98,6 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def _pause_for_tests(step: int) -> None:
-    """Sleep mid-save when PRORL_TRAIN_SAVE_PAUSE is `<seconds>` or `<seconds>@<step>`."""
-    spec = os.environ.get("PRORL_TRAIN_SAVE_PAUSE", "")
-    if not spec:
-        return
-    seconds, _, only = spec.partition("@")
-    if not only or int(only) == step:
-        time.sleep(float(seconds))
-
-
 def begin_checkpoint(run_dir: str | Path, step: int) -> Path:
     """A fresh, empty `.checkpoint-<step>.tmp/` folder to write a checkpoint into."""
     tmp = Path(run_dir) / f".checkpoint-{step}.tmp"
@@ -146,7 +131,6 @@ def finish_checkpoint(
     if metrics.is_file():
         shutil.copyfile(metrics, tmp / "metrics.jsonl")
     torch.save(rng_state(), tmp / "rng.pt")
-    _pause_for_tests(step)
     write_json_atomic(tmp / STATE_FILE, {**state, "step": step})
     _fsync_tree(tmp)
     if final.exists():  # re-saving a step (e.g. the final step after a resume)
@@ -158,33 +142,6 @@ def finish_checkpoint(
         os.replace(tmp, final)
     prune(run_dir, keep_last, keep_every)
     return final
-
-
-def save_checkpoint(
-    run_dir: str | Path,
-    step: int,
-    *,
-    policy: Any,
-    tokenizer: Any,
-    reference: Any,
-    optimizer: Any,
-    state: dict[str, Any],
-    keep_last: int,
-    keep_every: int = 0,
-) -> Path:
-    """Write checkpoint-<step> atomically and prune old ones; returns its path.
-
-    `reference` is saved when not None (pass None while the base model is the reference).
-    The single-process composition of `begin_checkpoint`, `write_models` and
-    `finish_checkpoint`; the trainer runs those pieces itself so that several processes can
-    each write their share (DeepSpeed optimizer partitions) before rank 0 finishes.
-    """
-    import torch
-
-    tmp = begin_checkpoint(run_dir, step)
-    write_models(tmp, policy=policy, tokenizer=tokenizer, reference=reference)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    return finish_checkpoint(run_dir, step, tmp, state, keep_last, keep_every)
 
 
 def is_milestone(step: int, keep_every: int) -> bool:
@@ -208,13 +165,6 @@ def read_state(checkpoint: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{checkpoint} is not a complete prorl-train checkpoint.")
     return read_json(path, "trainer state")
-
-
-def load_optimizer(optimizer: Any, checkpoint: str | Path) -> None:
-    import torch
-
-    state = torch.load(Path(checkpoint) / "optimizer.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state)
 
 
 def load_rng(checkpoint: str | Path) -> None:

@@ -329,3 +329,23 @@ def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
+
+
+# ------------------------------------------------------------------ vLLM engines
+
+
+def logprob_gap(engine, model, ids: list[int]) -> float:
+    """Largest |log p| difference between a vLLM rollout engine and `model` over the tokens of
+    `ids` (the engine's prompt log-probs against the model's own forward pass)."""
+    import torch
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+    out = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
+    got = torch.tensor(
+        [d[t].logprob for d, t in zip(out.prompt_logprobs[1:], ids[1:], strict=True)]
+    )
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+    want = logp.gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return float((got - want).abs().max())

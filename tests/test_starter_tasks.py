@@ -7,7 +7,7 @@ import json
 import pytest
 
 from prorl_eval.errors import UserError
-from prorl_eval.tasks.registry import TaskOptions, build_task, expand_names, list_task_names
+from prorl_eval.tasks.registry import TaskOptions, build_task, catalogue, expand_names
 from prorl_eval.tasks.starter import DATA, STARTER_SETS
 
 
@@ -15,7 +15,7 @@ def test_the_default_tasks_are_the_starter_sets():
     from prorl_eval.tasks.registry import DEFAULT_TASKS
 
     assert expand_names(DEFAULT_TASKS) == [f"starter:{name}" for name in STARTER_SETS]
-    assert {f"starter:{n}" for n in STARTER_SETS} <= set(list_task_names())
+    assert {f"starter:{n}" for n in STARTER_SETS} <= {entry.name for entry in catalogue()}
 
 
 @pytest.mark.parametrize("name", sorted(STARTER_SETS))

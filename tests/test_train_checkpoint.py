@@ -11,6 +11,7 @@ import torch
 
 from prorl_eval.checkpoints import resolve_model
 from prorl_train import checkpoint as ckpt
+from prorl_train.deepspeed_engine import TorchStepper
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +27,14 @@ def parts(tiny_model_dir):
 
 
 def save(run_dir, step, parts, keep_last=3, reference=None, keep_every=0):
+    """A checkpoint written as the trainer writes one: begin, the optimizer's stepper, the models,
+    finish."""
     policy, tokenizer, optimizer = parts
-    return ckpt.save_checkpoint(
-        run_dir,
-        step,
-        policy=policy,
-        tokenizer=tokenizer,
-        reference=reference,
-        optimizer=optimizer,
-        state={"data": {"drawn_total": step}},
-        keep_last=keep_last,
-        keep_every=keep_every,
-    )
+    tmp = ckpt.begin_checkpoint(run_dir, step)
+    TorchStepper(policy, optimizer, grad_clip=1.0).save(tmp)
+    ckpt.write_models(tmp, policy=policy, tokenizer=tokenizer, reference=reference)
+    state = {"data": {"drawn_total": step}}
+    return ckpt.finish_checkpoint(run_dir, step, tmp, state, keep_last, keep_every)
 
 
 def test_a_checkpoint_is_complete_and_evaluable(tmp_path, parts):
@@ -56,7 +53,7 @@ def test_a_checkpoint_is_complete_and_evaluable(tmp_path, parts):
     for key, value in parts[0].state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
     fresh = torch.optim.AdamW(loaded.parameters(), lr=1e-3)
-    ckpt.load_optimizer(fresh, path)
+    TorchStepper(loaded, fresh, grad_clip=1.0).load(path)
     state = parts[2].state_dict()["state"]
     for index, moments in fresh.state_dict()["state"].items():
         assert torch.equal(moments["exp_avg"], state[index]["exp_avg"])

@@ -139,9 +139,25 @@ def test_the_reference_run_exercises_validation_resets_and_checkpoints(straight_
         assert key in rows[0], key
 
 
-def cli(config: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    command = [sys.executable, "-m", "prorl_train.cli", "--config", str(config), "--out", str(out)]
+# `prorl-train` whose save of step 4 pauses after rng.pt, before the state file and the rename,
+# so a test can kill it mid-save.
+PAUSE_IN_SAVE_4 = """
+import runpy, time
+from prorl_train import checkpoint
+write = checkpoint.write_json_atomic
+def paused(path, *args, **kwargs):
+    if path.name == checkpoint.STATE_FILE and path.parent.name == ".checkpoint-4.tmp":
+        time.sleep(60)
+    return write(path, *args, **kwargs)
+checkpoint.write_json_atomic = paused
+runpy.run_module("prorl_train.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def cli(config: Path, out: Path, *extra: str, driver: str | None = None) -> subprocess.Popen:
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    start = ["-c", driver] if driver else ["-m", "prorl_train.cli"]
+    command = [sys.executable, *start, "--config", str(config), "--out", str(out)]
     return subprocess.Popen(
         [*command, *extra],
         stdout=subprocess.PIPE,
@@ -190,7 +206,7 @@ def test_kill_9_during_a_checkpoint_save_then_resume_matches(tmp_path, straight_
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     out = tmp_path / "run"
-    proc = cli(config, out, env={"PRORL_TRAIN_SAVE_PAUSE": "60@4"})
+    proc = cli(config, out, driver=PAUSE_IN_SAVE_4)
     wait_for(lambda: (out / ".checkpoint-4.tmp" / "rng.pt").is_file(), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -23,6 +23,7 @@ import torch
 from prorl_eval.errors import UserError
 from prorl_eval.inference.base import SamplingConfig
 from prorl_eval.inference.vllm import vllm_available
+from tests.conftest import logprob_gap
 
 BUDGET = 8  # response tokens in the conventions test
 
@@ -113,21 +114,6 @@ def restore(policy, engine, state) -> None:
 def engine_greedy(engine, ids_list: list[list[int]], budget: int) -> list[list[int]]:
     groups = engine.sample(ids_list, 1, 0, SamplingConfig(temperature=0.0, max_new_tokens=budget))
     return [list(group[0].token_ids) for group in groups]
-
-
-def logprob_gap(engine, model, ids: list[int]) -> float:
-    """Largest |log p| difference between the engine and `model` over the tokens of `ids`."""
-    from vllm import SamplingParams
-
-    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-    out = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
-    got = torch.tensor(
-        [d[t].logprob for d, t in zip(out.prompt_logprobs[1:], ids[1:], strict=True)]
-    )
-    with torch.no_grad():
-        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
-    want = logp.gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return float((got - want).abs().max())
 
 
 def engine_storage(engine) -> dict[str, int]:
@@ -277,7 +263,7 @@ import json, sys, torch
 from transformers import AutoModelForCausalLM
 from prorl_train import cli, trainer
 sys.path.insert(0, sys.argv[1])
-from test_train_vllm_rollout import logprob_gap
+from conftest import logprob_gap
 found = {}
 original_close = trainer.Trainer.close
 def close(self):  # measure the engine before the trainer shuts it down

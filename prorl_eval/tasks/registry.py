@@ -47,7 +47,6 @@ __all__ = [
     "data_dir_from",
     "expand_names",
     "families",
-    "list_task_names",
     "named_tasks",
     "resolve_available_tasks",
     "resolve_tasks",
@@ -124,11 +123,6 @@ def suites() -> dict[str, tuple[str, ...]]:
         *table["logic"],
     )
     return table
-
-
-def list_task_names() -> list[str]:
-    """Every concrete task name the registry lists."""
-    return [entry.name for entry in catalogue()]
 
 
 def expand_names(spec: str) -> list[str]:
