@@ -47,6 +47,7 @@ def _python(code: str, *args: str, hash_seed: str | None) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_fresh_processes_with_different_hash_seeds_build_the_same_problems():
     seen = [
         json.loads(_python(_PRINT_PROBLEMS, TASKS, hash_seed=seed)) for seed in ("1", "2", None)
@@ -57,6 +58,7 @@ def test_fresh_processes_with_different_hash_seeds_build_the_same_problems():
     assert json.loads(_python(_PRINT_PROBLEMS, TASKS, hash_seed="0")) == seen[0]
 
 
+@pytest.mark.slow
 def test_without_the_pinned_seed_these_datasets_do_differ():
     """The premise: generated in-process, two hash seeds give other puzzles (so the test above
     would catch a regression)."""

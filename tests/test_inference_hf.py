@@ -76,6 +76,7 @@ def test_backend_choice():
         choose_backend("tgi")
 
 
+@pytest.mark.slow
 def test_embedded_model_answers_with_its_chat_template(embedded_model_path):
     gen = HFGenerator(str(embedded_model_path))
     out = gen.generate(

@@ -301,6 +301,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_writes_a_run_folder_and_resumes_from_another_url(tmp_path, tiny_model_dir):
     first, second = FakeCompletionsServer(), FakeCompletionsServer(models=("fake-model", "other"))
     out = tmp_path / "run"

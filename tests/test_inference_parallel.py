@@ -64,16 +64,19 @@ def test_gpu_slices_give_each_engine_its_own_gpus():
         gpu_slices(gpus, 2, 8)
 
 
+@pytest.mark.slow
 def test_workers_run_in_their_own_processes(parallel):
     assert parallel.backend == "hf"
     assert len(set(parallel.pids)) == 2 and os.getpid() not in parallel.pids
 
 
+@pytest.mark.slow
 def test_greedy_completions_equal_one_process_in_order(parallel, single):
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=10)
     assert parallel.generate(REQUESTS, sampling) == single.generate(REQUESTS, sampling)
 
 
+@pytest.mark.slow
 def test_seeded_samples_equal_one_process_in_order(parallel, single):
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=10)
     via_workers = parallel.generate(REQUESTS, sampling)
@@ -83,6 +86,7 @@ def test_seeded_samples_equal_one_process_in_order(parallel, single):
     assert parallel.generate(REQUESTS[:1], sampling) == single.generate(REQUESTS[:1], sampling)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_an_error_not_a_hang(tiny_model_dir):
     gen = DataParallelGenerator(
         "hf", str(tiny_model_dir), data_parallel_size=2, options={"batch_size": 8}
@@ -97,6 +101,7 @@ def test_a_killed_worker_is_an_error_not_a_hang(tiny_model_dir):
         gen.generate(requests, SamplingConfig())
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_reports_why(tmp_path):
     (tmp_path / "config.json").write_text("{}")  # not a loadable model
     with pytest.raises(WorkerCrashed, match=r"worker [12] of 2 .* failed while starting"):

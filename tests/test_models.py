@@ -65,6 +65,7 @@ def test_embedded_model_is_converted_once_into_a_plain_folder(embedded_model_pat
     assert ref.path == str(embedded_model_path)
 
 
+@pytest.mark.slow
 def test_embedded_model_matches_the_gguf_weights(embedded_model_path):
     """The converted folder reloads to the same logits as the GGUF it came from."""
     import importlib.util

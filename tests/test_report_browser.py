@@ -34,10 +34,13 @@ FLAGS = [
 ]
 WIDTH, HEIGHT = 1200, 2000
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs headless Chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs headless Chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+]
 
 # Appended to a copy of the page (the report itself has no scripts): after load, write what the
 # browser decoded into the DOM, which --dump-dom then prints.

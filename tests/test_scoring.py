@@ -109,6 +109,7 @@ def test_rescore_rejects_bad_rows(tmp_path, line, message):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_score_command_in_parallel(tmp_path):
     task = GymTask(GymConfig("basic_arithmetic", limit=4))
     rows = [

@@ -326,6 +326,7 @@ def one_rank(tiny_model_dir, tmp_path_factory):
     return stats, torch.load(out / "params.pt"), samples, after, scored
 
 
+@pytest.mark.slow
 def test_gathered_shards_come_back_in_index_order_on_every_rank(two_ranks):
     _, seen, _ = two_ranks
     for rank in seen:
@@ -333,12 +334,14 @@ def test_gathered_shards_come_back_in_index_order_on_every_rank(two_ranks):
         assert "computed by two ranks" in rank["shards"]["twice"]
 
 
+@pytest.mark.slow
 def test_sharded_rollouts_equal_the_one_process_rollouts(two_ranks, one_rank):
     _, seen, _ = two_ranks
     assert seen[0]["samples"] == seen[1]["samples"] == one_rank[2]
     assert len(one_rank[2]) == 5 and all(len(group) == 3 for group in one_rank[2])
 
 
+@pytest.mark.slow
 def test_sharded_scoring_splits_the_jobs_and_every_rank_gets_all_scores(two_ranks, one_rank):
     _, seen, _ = two_ranks
     alone_scores, alone_scored = one_rank[4]
@@ -348,6 +351,7 @@ def test_sharded_scoring_splits_the_jobs_and_every_rank_gets_all_scores(two_rank
     assert [seen[0]["scored_here"], seen[1]["scored_here"]] == [6, 5]
 
 
+@pytest.mark.slow
 def test_zero3_builds_the_model_partitioned_with_the_files_weights(two_ranks):
     stage, seen, _ = two_ranks
     if stage != 3:
@@ -360,6 +364,7 @@ def test_zero3_builds_the_model_partitioned_with_the_files_weights(two_ranks):
     assert seen[0]["loading"]["whole"] == seen[1]["loading"]["whole"] > 100_000
 
 
+@pytest.mark.slow
 def test_zero_updates_match_the_one_process_update(two_ranks, one_rank, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
@@ -379,6 +384,7 @@ def test_zero_updates_match_the_one_process_update(two_ranks, one_rank, tiny_mod
     assert moved > 1e-3
 
 
+@pytest.mark.slow
 def test_resets_under_zero_clear_the_state_and_copy_the_policy(two_ranks, one_rank):
     """After both resets the state is empty (then re-created by the next step), the reference
     equals the policy, and the next update matches the one-process update after its resets."""

@@ -16,6 +16,8 @@ pytest.importorskip("deepspeed")
 
 from conftest import make_config, settings, torchrun
 
+pytestmark = pytest.mark.slow  # every test here spawns training processes
+
 
 def test_two_process_zero2_run_matches_one_process_and_resumes(
     tmp_path,

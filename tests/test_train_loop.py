@@ -24,6 +24,8 @@ import torch
 import yaml
 from conftest import CAPS, make_config, settings
 
+pytestmark = pytest.mark.slow  # every test here spawns training processes
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _restore_threads():
