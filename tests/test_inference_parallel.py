@@ -71,6 +71,16 @@ def test_workers_run_in_their_own_processes(parallel):
 
 
 @pytest.mark.slow
+def test_workers_measure_prompts_as_one_process_does(parallel, single):
+    """The runner sorts hf work by prompt length; with workers it must sort it the same way."""
+    sampling = SamplingConfig()
+    requests = [GenerationRequest("word " * (9 - i), n=1, seed=i) for i in range(8)]
+    lengths = parallel.prompt_lengths(requests, sampling)
+    assert lengths == single.prompt_lengths(requests, sampling)
+    assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) == 8
+
+
+@pytest.mark.slow
 def test_greedy_completions_equal_one_process_in_order(parallel, single):
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=10)
     assert parallel.generate(REQUESTS, sampling) == single.generate(REQUESTS, sampling)

@@ -8,6 +8,8 @@ splits its requests into contiguous shards of about equal sample counts, one per
 the completions in request order. Each request carries its own seed, so for vLLM the completions do
 not depend on how requests were split; the Hugging Face backend seeds per packed batch, so its
 sampled completions match a single process when shards hold whole batches (greedy always does).
+For a backend that orders work by prompt length (`hf`), `prompt_lengths` asks the first worker,
+so a caller sorts its work the same way with one worker or several.
 
 Workers are spawned (never forked: CUDA and vLLM must start in a fresh interpreter), ignore Ctrl-C
 (the parent decides), and a worker that dies is noticed at once through its process sentinel, so a
@@ -103,7 +105,8 @@ def _worker_main(
     options: dict[str, Any],
     threads: int | None,
 ) -> None:
-    """A worker: build the backend, then answer ("generate", requests, sampling) until "close"."""
+    """A worker: build the backend, then answer ("generate", requests, sampling) and
+    ("prompt_lengths", requests, sampling) until "close"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:
         import torch
@@ -116,7 +119,7 @@ def _worker_main(
     except BaseException as exc:
         conn.send(("error", *_describe(exc)))
         return
-    conn.send(("ready", generator.backend))
+    conn.send(("ready", (generator.backend, hasattr(generator, "prompt_lengths"))))
     try:
         while True:
             try:
@@ -126,7 +129,7 @@ def _worker_main(
             if message[0] == "close":
                 break
             try:
-                conn.send(("ok", generator.generate(message[1], message[2])))
+                conn.send(("ok", getattr(generator, message[0])(message[1], message[2])))
             except Exception as exc:
                 conn.send(("error", *_describe(exc)))
     finally:
@@ -178,7 +181,9 @@ class DataParallelGenerator:
             self._busy = True
             ready = self._collect(list(range(len(self._workers))), "starting")
             self._busy = False
-            self.backend = ready[0]
+            self.backend, measures_prompts = ready[0]
+            if measures_prompts:
+                self.prompt_lengths = self._prompt_lengths
         except BaseException:
             self.close()
             raise
@@ -194,21 +199,43 @@ class DataParallelGenerator:
         if not self._workers:
             raise RuntimeError("this generator is closed")
         shards = split_requests(requests, len(self._workers))
-        busy = [index for index, (start, end) in enumerate(shards) if end > start]
+        work = {i: requests[start:end] for i, (start, end) in enumerate(shards) if end > start}
+        outputs = self._ask("generate", work, sampling, "generating")
+        return [completions for shard in outputs for completions in shard]
+
+    def _prompt_lengths(
+        self, requests: list[GenerationRequest], sampling: SamplingConfig
+    ) -> list[int]:
+        """Each request's prompt length in tokens, as the first worker's backend counts them
+        (every worker loads the same tokenizer); set as `prompt_lengths` for backends that
+        have it, so `length_order` sorts data-parallel work as it sorts one process's."""
+        (lengths,) = self._ask("prompt_lengths", {0: requests}, sampling, "measuring prompts")
+        return lengths
+
+    def _ask(
+        self,
+        method: str,
+        work: dict[int, list[GenerationRequest]],
+        sampling: SamplingConfig,
+        doing: str,
+    ) -> list[Any]:
+        """Call `method(requests, sampling)` in each worker of `work` (worker index -> its
+        requests) and return the replies in worker order; any failure closes every worker."""
+        if not self._workers:
+            raise RuntimeError("this generator is closed")
         self._busy = True
         try:
-            for index in busy:
-                start, end = shards[index]
+            for index, shard in work.items():
                 try:
-                    self._workers[index][1].send(("generate", requests[start:end], sampling))
+                    self._workers[index][1].send((method, shard, sampling))
                 except OSError:
-                    self._died(index, "generating")
-            outputs = self._collect(busy, "generating")
+                    self._died(index, doing)
+            replies = self._collect(list(work), doing)
         except BaseException:
             self.close()
             raise
         self._busy = False
-        return [completions for shard in outputs for completions in shard]
+        return replies
 
     def _collect(self, indices: list[int], doing: str) -> list[Any]:
         """Wait for one reply from each worker in `indices`; raise as soon as any fails or dies."""
