@@ -63,6 +63,10 @@ NOT_PRIME = (
     "import math\ndef is_not_prime(n):\n{one}"
     "    return any(n % i == 0 for i in range(2, int(math.sqrt(n)) + 1))\n"
 )
+SLOW = (
+    "import time\ndef truncate_number(number):\n"
+    "    if number == 1.33:\n        time.sleep({seconds})\n    return number % 1.0\n"
+)  # correct, but slow on HumanEval/2's second base input (the canonical takes microseconds)
 AREA = "import math\ndef circle_area(r):\n    return math.pi * r * r + {delta}\n"
 
 # (task, problem, solution or None for the canonical one, what it exercises)
@@ -86,6 +90,8 @@ CASES = [
         "rewritten",
     ),
     ("humaneval_plus", "HumanEval/2", TRUNCATE.format(body="number % 1.0 + 9e-7"), "float inside"),
+    ("humaneval_plus", "HumanEval/2", SLOW.format(seconds=0.3), "slow, within its limit"),
+    ("humaneval_plus", "HumanEval/2", SLOW.format(seconds=1.5), "slow, over its limit"),
     ("humaneval_plus", "HumanEval/2", TRUNCATE.format(body="number % 1.0 + 1.2e-6"), "float out"),
     ("mbpp_plus", "Mbpp/9001", AREA.format(delta="9e-7"), "float inside"),
     ("mbpp_plus", "Mbpp/9001", AREA.format(delta="2e-6"), "float out"),
@@ -180,6 +186,25 @@ def test_verdicts_equal_evalplus_untrusted_check(tasks):
     # The cases are not all of one kind: some pass, some fail only the plus inputs, some fail base.
     assert {(1.0, True), (0.0, True), (0.0, False)} <= {(v, b) for _, v, b in seen}
     assert ("plus only", 0.0, True) in seen and ("float inside", 1.0, True) in seen
+    assert ("slow, over its limit", 0.0, False) in seen  # evalplus's rule: max(1 s, 4 x canonical)
+    assert ("slow, within its limit", 1.0, True) in seen
+
+
+def test_one_budget_instead_of_evalplus_time_rule_passes_the_slow_solution(tasks):
+    """With `time_limits="budget"` the 1.5 s solution passes (30 s for all inputs), where evalplus
+    and the default fail it; the task version says which rule scored the run."""
+    from dataclasses import replace
+
+    from prorl_eval.tasks.code import FunctionCodeTask
+
+    task, problems = tasks["humaneval_plus"]
+    budget = FunctionCodeTask(replace(task.config, time_limits="budget"))
+    response = f"{FENCE}python\n{SLOW.format(seconds=1.5)}\n{FENCE}"
+    default = task.score(response, problems["HumanEval/2"])
+    assert default.value == 0.0 and "time limit 1 s of input 2" in default.reason
+    assert budget.score(response, problems["HumanEval/2"]).value == 1.0
+    assert "time=evalplus(min=1s,factor=4)" in task.version
+    assert "time=budget(30s)" in budget.version
 
 
 def test_find_zero_keeps_the_rule_that_pypi_evalplus_miscounts(tasks):

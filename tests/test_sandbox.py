@@ -391,6 +391,21 @@ def test_call_function_returns_plain_data():
     assert call_function(code, "missing", [[1]], limits=FAST).status == "error"
 
 
+def test_call_function_gives_each_input_its_own_time_limit():
+    """A call over its own limit ends the run as a timeout naming that input, although the
+    session's budget had time left; the calls before it keep their values and timings."""
+    code = "import time\ndef f(x):\n    time.sleep(x)\n    return x"
+    limits = Limits(cpu_s=30, wall_s=60, memory_mb=256, max_procs=8)
+    result = call_function(code, "f", [[0], [0.2], [60]], limits=limits, call_limits_s=[30, 30, 1])
+    assert result.status == "timeout" and result.values == [0, 0.2]
+    assert result.reason == "time limit 1 s of input 3"
+    assert len(result.call_s) == 2 and result.call_s[1] >= 0.2
+    whole = call_function(code, "f", [[0], [0.2]], limits=limits, call_limits_s=[30, 30])
+    assert whole.status == "ok" and whole.values == [0, 0.2]
+    with pytest.raises(ValueError, match="2 call limits for 3 inputs"):
+        call_function(code, "f", [[0], [0], [0]], call_limits_s=[1, 1])
+
+
 def test_runs_in_parallel_each_with_its_own_uid():
     code = "import os, time\ntime.sleep(0.3)\nprint(os.getuid())"
     started = time.monotonic()

@@ -67,7 +67,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from prorl_eval.errors import UserError
@@ -132,6 +132,7 @@ class CallResult:
     raised: str | None
     reason: str
     wall_s: float
+    call_s: list[float] = field(default_factory=list)  # each answered call's time, seen from S
 
 
 # ----------------------------------------------------------------------------- public API
@@ -197,35 +198,42 @@ def call_function(
     limits: Limits = Limits(),
     files: dict[str, str] | None = None,
     transform: str | None = None,
+    call_limits_s: Sequence[float] | None = None,
 ) -> CallResult:
     """Call `entry_point(*args)` of `code` for each args in `inputs` (plain data, see
     `proto.encode`), all in one sandboxed process; outputs come back as plain data.
     `transform` maps each output inside the sandbox first: "is_not_none" (`out is not None`) or
-    "bool_or_not_none" (a bool stays, anything else becomes `out is not None`)."""
+    "bool_or_not_none" (a bool stays, anything else becomes `out is not None`).
+    `call_limits_s` gives each input its own wall-clock limit (evalplus's per-input rule) inside
+    the session's `limits.wall_s`; a call over its limit ends the run with status "timeout"."""
     if transform not in (None, "is_not_none", "bool_or_not_none"):
         raise ValueError(f"unknown output transform {transform!r}")
+    if call_limits_s is not None and len(call_limits_s) != len(inputs):
+        raise ValueError(f"{len(call_limits_s)} call limits for {len(inputs)} inputs")
     encoded = [proto.encode(list(args)) for args in inputs]
     job = {"code": code, "entry_point": entry_point, "transform": transform}
-    report, problem, wall = _execute(
-        "calls", job, {"inputs": encoded}, limits, files, limits.wall_s
-    )
+    secret: dict[str, Any] = {"inputs": encoded}
+    if call_limits_s is not None:
+        secret["call_limits"] = [float(limit) for limit in call_limits_s]
+    report, problem, wall = _execute("calls", job, secret, limits, files, limits.wall_s)
     if report is None or problem:
         failed = _failure(report, problem, wall)
         return CallResult(failed.status, [], None, failed.reason, wall)
-    values, raised = [], None
+    values, raised, seconds = [], None, []
     try:
         for reply in report.get("outputs", []):
             if "ok" not in reply:
                 raised = proto.describe_error(reply.get("error") or {})
                 break
             values.append(proto.decode(reply["ok"]))
+            seconds.append(float(reply.get("s", 0.0)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return CallResult("error", values, None, f"undecodable output: {exc!r}"[:300], wall)
     status = str(report.get("status"))
     if status == "done":
         status = "raised" if raised else "ok" if len(values) == len(inputs) else "error"
     reason = f"raised {raised}" if raised else str(report.get("reason", ""))
-    return CallResult(status, values, raised, reason, wall)
+    return CallResult(status, values, raised, reason, wall, seconds)
 
 
 def run_many(jobs: Iterable[Callable[[], T]], workers: int | None = None) -> list[T]:

@@ -403,11 +403,17 @@ def _mode_calls(job: dict, secret: dict, worker: _Worker, started: float) -> dic
     if failed:
         return {**failed, "outputs": []}
     outputs: list[dict[str, Any]] = []
-    for args in secret["inputs"]:
+    limits = secret.get("call_limits") or [None] * len(secret["inputs"])
+    for args, limit in zip(secret["inputs"], limits, strict=True):
+        begun = time.monotonic()
+        own = limit is not None and begun + limit < deadline
         try:
-            reply = worker.call(args, {"t": "dict", "v": []}, deadline)
+            reply = worker.call(args, {"t": "dict", "v": []}, begun + limit if own else deadline)
         except _WorkerGone as gone:
+            if own and gone.result["status"] == "timeout":
+                gone.result["reason"] = f"time limit {limit:.3g} s of input {len(outputs) + 1}"
             return {**gone.result, "outputs": outputs}
+        reply["s"] = time.monotonic() - begun
         outputs.append(reply)
         if "ok" not in reply and secret.get("stop_on_error", True):
             break

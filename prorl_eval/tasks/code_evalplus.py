@@ -23,6 +23,7 @@ pyproject.toml); what its data and eval modules import is installed with prorl.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,3 +164,27 @@ def _outputs_match(out: Any, exp: Any, atol: float, entry: str, dataset: str, ar
             return False
         return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
     return bool(exact)
+
+
+def time_limits(base_s: list[float], plus_s: list[float]) -> tuple[list[float], float]:
+    """evalplus's time rule from the canonical solution's seconds per input: each input may take
+    max(DEFAULT_MIN_TIME_LIMIT, DEFAULT_GT_TIME_LIMIT_FACTOR x the canonical time), and each of the
+    base and plus runs min($EVALPLUS_TIMEOUT_PER_TASK or 60, the sum of its limits) + 1 in all
+    (`evalplus.eval.untrusted_check`). Returns (the per-input limits, base + plus, and the
+    session's budget for both runs together)."""
+    from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
+
+    cap = float(os.environ.get("EVALPLUS_TIMEOUT_PER_TASK", 60))
+    per_input, budget = [], 0.0
+    for seconds in (base_s, plus_s):
+        limits = [max(DEFAULT_MIN_TIME_LIMIT, DEFAULT_GT_TIME_LIMIT_FACTOR * t) for t in seconds]
+        per_input.extend(limits)
+        budget += min(cap, sum(limits)) + 1 if limits else 0.0
+    return per_input, budget
+
+
+def time_rule_label() -> str:
+    """The evalplus time rule as a task version records it."""
+    from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
+
+    return f"time=evalplus(min={DEFAULT_MIN_TIME_LIMIT:g}s,factor={DEFAULT_GT_TIME_LIMIT_FACTOR:g})"
