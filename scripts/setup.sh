@@ -41,6 +41,10 @@ fi
 # HumanEval+/MBPP+ are read and compared with evalplus's own code; its declared dependencies are
 # LLM API clients and code generators we do not use (pyproject.toml lists what it does import).
 "${pip[@]}" install --no-deps "evalplus==0.3.1"
+# LiveCodeBench's harness (its row format, prompt and judging rules; no problems). Its declared
+# dependencies are LLM API clients and nemo-evaluator; what prorl imports from it needs only
+# numpy, pandas, tqdm and datasets, which prorl installs.
+"${pip[@]}" install --no-deps "nvidia-livecodebench==26.3"
 
 "$VENV/bin/python" -c "from prorl_eval.models import embedded_model_dir; embedded_model_dir()"
 echo "$fingerprint" > "$stamp"

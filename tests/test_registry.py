@@ -87,7 +87,7 @@ def test_names_are_unique_and_suites_name_listed_tasks():
     assert len(names) == len(set(names))
     assert set(named_tasks()) <= set(names)
     prefixes = families()
-    assert list(prefixes) == ["gym", "code", "starter", "custom"]
+    assert list(prefixes) == ["gym", "code", "livecodebench", "starter", "custom"]
     assert all(family.prefix == prefix for prefix, family in prefixes.items())
     for name in set(names) - set(named_tasks()):  # the rest are built through a family
         assert name.partition(":")[0] in prefixes, name

@@ -1,4 +1,4 @@
-"""stdin/stdout code benchmarks (APPS, CodeContests, TACO, LiveCodeBench, Codeforces, ...).
+"""stdin/stdout code benchmarks (APPS, CodeContests, TACO, Codeforces, ...).
 
 Task names: `code:<hub id>` (e.g. `code:codeparrot/apps`, `code:deepmind/code_contests`) or
 `code:<path to .jsonl / .jsonl.gz>`. With `--data-dir`, `code:<owner>/<name>` reads the offline copy
@@ -7,11 +7,13 @@ Task names: `code:<hub id>` (e.g. `code:codeparrot/apps`, `code:deepmind/code_co
 Rows become problems through a `StdioFormat`: the question field and the test fields (the first
 present question field; every present test field, concatenated: public + private + generated).
 A test field holds either `{"inputs": [...], "outputs": [...]}` (APPS, TACO, CodeContests' `input` /
-`output`), possibly as a JSON string, or a list of `{"input", "output"}` cases (LiveCodeBench; its
-compressed private tests are decoded with an unpickler that refuses every global, so no code runs).
+`output`), possibly as a JSON string, or a list of `{"input", "output"}` cases, possibly compressed
+as LiveCodeBench compresses its private tests (decoded with an unpickler that refuses every global,
+so no code runs). LiveCodeBench itself, with its functional problems, release versions and judging
+rules, is the `livecodebench:` task (`code_lcb`).
 Known hub ids have presets; other ids and local files are matched against common field names.
-Problems with call-based tests (APPS/TACO `fn_name`, LiveCodeBench "functional") or no tests are
-skipped; the count is in the task's `source`.
+Problems with call-based tests (APPS/TACO `fn_name`, "functional" cases) or no tests are skipped;
+the count is in the task's `source`.
 
 Score: the fraction of tests whose stdout matches the expected output (ProRL's continuous code
 reward); threshold 1.0, so `correct` means every test passed. Matching: whitespace-separated
@@ -71,9 +73,6 @@ PRESETS: dict[str, StdioFormat] = {
     "deepmind/code_contests": StdioFormat(
         ("description",), ("public_tests", "private_tests", "generated_tests"), ("name",)
     ),
-    "livecodebench/code_generation_lite": StdioFormat(
-        ("question_content",), ("public_test_cases", "private_test_cases"), ("question_id",)
-    ),
     "open-r1/codeforces": StdioFormat(("description",), ("official_tests",), ("id",), "test"),
 }
 
@@ -126,8 +125,11 @@ def _restricted_unpickle(data: bytes) -> Any:
     return NoGlobals(io.BytesIO(data)).load()
 
 
-def _decode_blob(text: str) -> Any:
-    """A JSON string, or LiveCodeBench's base64(zlib(pickle(json string)))."""
+def decode_tests(text: Any) -> Any:
+    """A JSON string, or LiveCodeBench's base64(zlib(pickle(json string))); other values (already
+    parsed lists or dicts) are returned as they are."""
+    if not isinstance(text, str):
+        return text
     stripped = text.strip()
     if stripped[:1] in "[{":
         return json.loads(stripped)
@@ -143,7 +145,7 @@ def parse_tests(value: Any) -> list[tuple[str, str]] | None:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        value = _decode_blob(value)
+        value = decode_tests(value)
     if isinstance(value, dict):
         if value.get("fn_name"):
             return None

@@ -7,7 +7,7 @@ imports those modules lazily, when a list is asked for, and joins them:
 
 - `named_tasks()` — fixed benchmarks by stable name (`aime24`, `humaneval`, `ifeval`, ...);
 - `families()` — a prefix and an argument: `gym:<dataset>`, `code:<hub id or file>`,
-  `starter:<set>`, `custom:<file or hub id>?...`;
+  `livecodebench:<release or file>?...`, `starter:<set>`, `custom:<file or hub id>?...`;
 - `catalogue()` — every concrete task, as `prorl-eval tasks` lists them (the fixed benchmarks,
   then the starter sets and the Reasoning Gym datasets);
 - `suites()` — names that expand to several tasks (`math`, `code`, `logic`, `prorl-paper`, ...).
@@ -61,7 +61,7 @@ GYM_DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 # of a family are listed one by one but built through their family; the last have a family only.
 _NAMED_MODULES = ("math_tasks", "code", "stem", "ifeval")
 _MEMBER_MODULES = ("starter", "gym")
-_FAMILY_MODULES = ("gym", "code_stdio", "starter", "custom")
+_FAMILY_MODULES = ("gym", "code_stdio", "code_lcb", "starter", "custom")
 
 
 def _module(name: str) -> ModuleType:
