@@ -102,6 +102,8 @@ def rescore_file(
                 correct=score.value >= threshold,
                 threshold=threshold,
                 reason=score.reason,
+                extracted_answer=score.answer,
+                extraction=score.extraction,
                 extra=score.extra,
             )
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -365,6 +365,8 @@ def _rows(config, model, backend, item, request, completions, scores) -> list[Sa
                 task_version=item.task.version,
                 problem_fingerprint=fingerprint,
                 gold_answer=gold,
+                extracted_answer=score.answer,
+                extraction=score.extraction,
                 extra=score.extra,
             )
         )

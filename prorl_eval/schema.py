@@ -23,8 +23,9 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 
-# 2 added problem_fingerprint and gold_answer (rows of version 1 lack them and stay readable).
-SCHEMA_VERSION = 2
+# 2 added problem_fingerprint and gold_answer, 3 extracted_answer and extraction (older rows lack
+# them and stay readable).
+SCHEMA_VERSION = 3
 REQUIRED_FIELDS = ("task", "problem_id", "sample_idx", "score")
 SampleKey = tuple[str, str, int]
 
@@ -52,6 +53,8 @@ class SampleRow:
     task_version: str = ""
     problem_fingerprint: str = ""
     gold_answer: str | None = None
+    extracted_answer: str | None = None
+    extraction: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

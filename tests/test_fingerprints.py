@@ -49,7 +49,10 @@ def test_every_row_records_its_problems_fingerprint_and_gold(tmp_path):
         assert row["problem_fingerprint"] == task_fingerprint(task, problem)
         assert row["problem_fingerprint"] == problem_fingerprint(row["prompt"], problem.answer)
         assert row["gold_answer"] == str(problem.answer)
-        assert row["schema_version"] == 2
+        # the scripted model answers <answer>gold</answer> or <answer>wrong</answer>
+        said = str(problem.answer) if row["correct"] else "wrong"
+        assert (row["extracted_answer"], row["extraction"]) == (said, "<answer> tag")
+        assert row["schema_version"] == 3
 
 
 def test_fingerprints_tell_problems_apart():

@@ -34,12 +34,17 @@ class Problem:
 
 @dataclass(frozen=True)
 class Score:
-    """A verifier's verdict: a value in [0, 1], a short human-readable reason, and optional
-    structured details (`extra`, e.g. IFEval's per-instruction results) copied into the row."""
+    """A verifier's verdict: a value in [0, 1], a short human-readable reason, optional
+    structured details (`extra`, e.g. IFEval's per-instruction results) copied into the row, and
+    the answer the verifier extracted and compared (`answer`, as text; None when it found none or
+    compares no answer, as code and IFEval) with how it found it (`extraction`). Majority voting
+    (maj@k) counts `answer`s."""
 
     value: float
     reason: str
     extra: dict[str, Any] = field(default_factory=dict)
+    answer: str | None = None
+    extraction: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.value <= 1.0:

@@ -266,7 +266,7 @@ class FunctionCodeTask(Task):
         else:
             program, how = function_program(meta["prompt"], meta["entry_point"], response)
         if not program:
-            return Score(0.0, how, {"status": "no-code"})
+            return Score(0.0, how, {"status": "no-code"}, extraction=how)
         if not self.spec.evalplus:
             prelude = meta["prompt"] if self.spec.dataset == "humaneval" else ""
             result = run_check(
@@ -274,7 +274,8 @@ class FunctionCodeTask(Task):
                 limits=self.config.limits,
             )  # fmt: skip
             value = 1.0 if result.ok else 0.0
-            return Score(value, f"{result.reason} [{how}]", {"status": result.status})
+            why = f"{result.reason} [{how}]"
+            return Score(value, why, {"status": result.status}, extraction=how)
         return self._differential(program, how, problem)
 
     def summary_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -303,9 +304,9 @@ class FunctionCodeTask(Task):
         extra["plus_passed"] = index is None
         if index is None:
             reason = f"all {n_base} base + {len(inputs) - n_base} plus outputs match"
-            return Score(1.0, f"{reason} [{how}]", extra)
+            return Score(1.0, f"{reason} [{how}]", extra, extraction=how)
         where = f"base input {index + 1}" if index < n_base else f"plus input {index - n_base + 1}"
-        return Score(0.0, f"{where}: {why} [{how}]", extra)
+        return Score(0.0, f"{where}: {why} [{how}]", extra, extraction=how)
 
     def _time_limits(self, expected: Expected, n_base: int) -> tuple[Limits, list[float] | None]:
         """The session's limits and, under evalplus's rule, each input's own limit."""

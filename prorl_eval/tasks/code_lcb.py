@@ -308,14 +308,15 @@ class LcbTask(Task):
         code, how = extract_code(response)
         tests = LcbTests.of(problem.answer)
         if not code:
-            return Score(0.0, how, {"passed": 0, "total": len(tests.inputs), "tests": []})
+            extra = {"passed": 0, "total": len(tests.inputs), "tests": []}
+            return Score(0.0, how, extra, extraction=how)
         limits = response_limits(self.config.limits, self.config.timeout_s, len(tests.inputs))
         verdicts, failure = grade(code, tests, limits, self.config.timeout_s)
         passed = sum(verdicts)
         reason = f"{passed}/{len(verdicts)} tests passed [{how}]"
         reason += f"; first failure: {failure}" if failure else ""
         extra = {"passed": passed, "total": len(verdicts), "tests": verdicts}
-        return Score(passed / len(verdicts), reason[:500], extra)
+        return Score(passed / len(verdicts), reason[:500], extra, extraction=how)
 
 
 # The `livecodebench:<release or file>` family, as the registry lists and builds it.

@@ -285,7 +285,7 @@ class StdioTask(Task):
         code, how = extract_code(response)
         tests: list[tuple[str, str]] = problem.answer
         if not code:
-            return Score(0.0, how, {"passed": 0, "total": len(tests)})
+            return Score(0.0, how, {"passed": 0, "total": len(tests)}, extraction=how)
         results = run_stdio(code, [stdin for stdin, _ in tests], limits=self.config.limits)
         passed, first_failure = 0, ""
         for number, (result, (_, expected)) in enumerate(zip(results, tests, strict=True), 1):
@@ -297,7 +297,8 @@ class StdioTask(Task):
                 why += f" ({last[0][:200]})" if last else ""
                 first_failure = f"; first failure: test {number}: {why}"
         reason = f"{passed}/{len(tests)} tests passed [{how}]{first_failure}"
-        return Score(passed / len(tests), reason[:500], {"passed": passed, "total": len(tests)})
+        extra = {"passed": passed, "total": len(tests)}
+        return Score(passed / len(tests), reason[:500], extra, extraction=how)
 
 
 # The `code:<hub id or file>` family, as the registry lists and builds it.

@@ -199,12 +199,13 @@ def verify_exact(response: str, gold: Any, config: CustomConfig) -> Score:
     """Normalised exact match of the extracted final answer against any gold."""
     answer, how = extract_final_answer(response)
     if not answer.strip():
-        return Score(0.0, "no answer found")
+        return Score(0.0, "no answer found", extraction="none found")
     shown = answer if len(answer) <= 60 else answer[:57] + "..."
+    found = {"answer": answer, "extraction": how}
     for gold_text in _golds(gold):
         if _same(answer, gold_text):
-            return Score(1.0, f"{how} answer {shown!r} matches {gold_text!r}")
-    return Score(0.0, f"{how} answer {shown!r} does not match {_golds(gold)!r}"[:200])
+            return Score(1.0, f"{how} answer {shown!r} matches {gold_text!r}", **found)
+    return Score(0.0, f"{how} answer {shown!r} does not match {_golds(gold)!r}"[:200], **found)
 
 
 def verify_contains(response: str, gold: Any, config: CustomConfig) -> Score:
@@ -213,16 +214,18 @@ def verify_contains(response: str, gold: Any, config: CustomConfig) -> Score:
     for gold_text in _golds(gold):
         needle = normalise_answer(gold_text)
         if needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", text):
-            return Score(1.0, f"response contains {gold_text!r}")
-    return Score(0.0, f"response does not contain {_golds(gold)!r}"[:200])
+            return Score(1.0, f"response contains {gold_text!r}", extraction="substring search")
+    why = f"response does not contain {_golds(gold)!r}"[:200]
+    return Score(0.0, why, extraction="substring search")
 
 
 def verify_regex(response: str, gold: Any, config: CustomConfig) -> Score:
     """The gold regular expression matches somewhere in the response (re.search)."""
     match = re.search(str(gold), strip_reasoning(response))
     if match:
-        return Score(1.0, f"regex {str(gold)!r} matched {match.group(0)[:60]!r}")
-    return Score(0.0, f"regex {str(gold)!r} did not match")
+        why = f"regex {str(gold)!r} matched {match.group(0)[:60]!r}"
+        return Score(1.0, why, answer=match.group(0), extraction="regex search")
+    return Score(0.0, f"regex {str(gold)!r} did not match", extraction="regex search")
 
 
 def verify_letter(response: str, gold: Any, config: CustomConfig) -> Score:

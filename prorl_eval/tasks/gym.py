@@ -344,15 +344,17 @@ class GymTask(Task):
     def score(self, response: str, problem: Problem) -> Score:
         answer, how = _extract(response)
         if not answer:
-            return Score(0.0, "empty response")
+            return Score(0.0, "empty response", extraction="none found")
         entry = problem.metadata.get("entry") or {"answer": problem.answer, "metadata": {}}
         try:
             value = float(self.dataset.score_answer(answer, entry))
         except Exception as exc:  # a scorer crash on odd output is a wrong answer, not a halt
-            return Score(0.0, f"scorer error on {how} answer: {type(exc).__name__}")
+            why = f"scorer error on {how} answer: {type(exc).__name__}"
+            return Score(0.0, why, answer=answer, extraction=how)
         value = min(1.0, max(0.0, value))
         shown = answer if len(answer) <= 60 else answer[:57] + "..."
-        return Score(value, f"{how} answer {shown!r} scored {value:g} by {self.name}")
+        reason = f"{how} answer {shown!r} scored {value:g} by {self.name}"
+        return Score(value, reason, answer=answer, extraction=how)
 
 
 def build_gym_task(argument: str, options: TaskOptions) -> GymTask:

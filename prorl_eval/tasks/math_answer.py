@@ -215,7 +215,22 @@ def _no_answer(gold: str) -> Score:
         0.0,
         f"no final answer found (no \\boxed{{}} or answer statement); gold {_quote(gold)}",
         {"extracted": None, "timed_out": False},
+        extraction="none found (math-verify)",
     )
+
+
+def _answer_text(parsed: list[Any] | tuple[Any, ...]) -> str:
+    """The extracted answer in full, as math-verify wrote it (what maj@k votes on)."""
+    text = next((p for p in parsed if isinstance(p, str)), None)
+    return " ".join((text if text is not None else str(parsed[0])).split())
+
+
+def _extraction(text: str) -> str:
+    """How math-verify found the answer: the last \\boxed{} has priority, else a stated answer or
+    the last expression."""
+    if last_boxed(text) is not None:
+        return "math-verify: last \\boxed{}"
+    return "math-verify: answer statement or last expression"
 
 
 def _verify_here(text: str, gold: str, timeout_s: float | None) -> Score:
@@ -242,6 +257,7 @@ def _verify_here(text: str, gold: str, timeout_s: float | None) -> Score:
         if not pred:
             return _no_answer(gold)
         shown = _shown(pred)
+        answer = _answer_text(pred)
         matched = _any_equal(gold_parsed, pred, budget)
     except (_TimedOut, _math_verify_timeout()):
         where = f"extracted {_quote(shown)}" if shown is not None else "while extracting"
@@ -249,12 +265,16 @@ def _verify_here(text: str, gold: str, timeout_s: float | None) -> Score:
             0.0,
             f"verification timed out after {timeout_s or 0:g}s ({where}, gold {_quote(gold)})",
             {"extracted": shown, "timed_out": True},
+            answer=None if shown is None else answer,
+            extraction=_extraction(text),
         )
     verdict = "matches" if matched else "does not match"
     return Score(
         1.0 if matched else 0.0,
         f"extracted {_quote(shown)} {verdict} gold {_quote(gold)}",
         {"extracted": shown, "timed_out": False},
+        answer=answer,
+        extraction=_extraction(text),
     )
 
 
@@ -382,7 +402,9 @@ class _HelperPool:
             return _lost(text, gold, f"timed out after {timeout_s:g}s in a helper process")
         with self._lock:
             self._idle.append(helper)
-        return Score(reply["value"], reply["reason"], reply["extra"])
+        return Score(
+            reply["value"], reply["reason"], reply["extra"], reply["answer"], reply["extraction"]
+        )
 
     def _checkout(self) -> _Helper:
         with self._lock:
@@ -426,6 +448,8 @@ def _lost(text: str, gold: str, what: str, *, timed_out: bool = True) -> Score:
         0.0,
         f"verification {what} (last boxed answer {_quote(boxed)}, gold {_quote(gold)})",
         {"extracted": boxed, "timed_out": timed_out},
+        answer=last_boxed(text),
+        extraction="last \\boxed{} (verification unfinished)",
     )
 
 
@@ -451,6 +475,7 @@ def _serve() -> None:
         signal.setitimer(signal.ITIMER_REAL, request["timeout_s"] + _WATCHDOG_GRACE_S)
         score = _verify_here(request["text"], request["gold"], None)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        reply = {"value": score.value, "reason": score.reason, "extra": score.extra}
+        reply = {"value": score.value, "reason": score.reason, "extra": score.extra,
+                 "answer": score.answer, "extraction": score.extraction}  # fmt: skip
         channel.write(json.dumps(reply).encode() + b"\n")
         channel.flush()

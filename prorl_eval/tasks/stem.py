@@ -226,9 +226,12 @@ def score_choice(response: str, correct: str, choices: Sequence[str]) -> Score:
     """1.0 when the extracted letter is `correct`, else 0.0, with the reason."""
     letter, how = extract_choice(response, choices)
     if letter is None:
-        return Score(0.0, how)
+        return Score(0.0, how, extraction="none found")
     verdict = "correct" if letter == correct else f"wrong, correct is {correct}"
-    return Score(float(letter == correct), f"{how}: {letter} ({verdict})", {"choice": letter})
+    return Score(
+        float(letter == correct), f"{how}: {letter} ({verdict})", {"choice": letter},
+        answer=letter, extraction=how,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the task
