@@ -30,7 +30,7 @@ per-problem values are).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_BOOTSTRAP_SEED",
     "bootstrap_ci",
     "bootstrap_means",
+    "metric_summary",
     "pass_at_k",
     "pass_at_k_summary",
     "pass_at_k_table",
@@ -294,14 +295,29 @@ def pass_at_k_summary(
     per_k = np.stack([np.atleast_1d(pass_at_k(n, c, k)).ravel() for k in ks])
     if per_k.shape[1] == 0:
         raise ValueError("pass@k is undefined for zero problems")
+    return metric_summary("pass_at_k", per_k, ks, resamples=resamples, seed=seed)
+
+
+def metric_summary(
+    name: str,
+    per_k: np.ndarray,
+    ks: Sequence[int],
+    *,
+    resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+) -> dict[str, dict[str, Any]]:
+    """``{name: {"k": mean}, name + "_ci95": {"k": [lo, hi]}}`` from per-problem values
+    (``len(ks)`` x problems), bootstrapped like `pass_at_k_summary`: for the same problems and
+    seed, every metric's intervals use the same resampled problem sets."""
+    per_k = np.asarray(per_k, dtype=np.float64)
     means = per_k.mean(axis=1)
     if per_k.shape[1] == 1:
         bounds = np.repeat(per_k, 2, axis=1)
     else:
         bounds = _percentile_bounds(_bootstrap_means(per_k, resamples, seed), 0.95)
     return {
-        "pass_at_k": {str(k): float(m) for k, m in zip(ks, means, strict=True)},
-        "pass_at_k_ci95": {
+        name: {str(k): float(m) for k, m in zip(ks, means, strict=True)},
+        f"{name}_ci95": {
             str(k): [float(lo), float(hi)] for k, (lo, hi) in zip(ks, bounds, strict=True)
         },
     }

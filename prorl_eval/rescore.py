@@ -93,6 +93,10 @@ def rescore_file(
         }
         check_problems(scorer, rows, source, allow=allow_problem_mismatch)
         scores = _score_in_chunks(scorer, rows, progress)
+        tags = {}
+        for key in {(row["task"], str(row["problem_id"])) for row in rows}:
+            task, problem = scorer.local.problem(*key)
+            tags[key] = task.tags(problem)
     tmp = target.with_name(f".{target.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row, score in zip(rows, scores, strict=True):
@@ -104,6 +108,7 @@ def rescore_file(
                 reason=score.reason,
                 extracted_answer=score.answer,
                 extraction=score.extraction,
+                tags=tags[(row["task"], str(row["problem_id"]))],
                 extra=score.extra,
             )
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,8 +1,9 @@
 """Turn sample rows into results.json, and load runs into pandas.
 
-`summarize` groups rows by task and problem, counts samples (n_i) and correct ones (c_i) per
-problem, and reports the unbiased pass@k of each task with a bootstrap CI over problems. Each
-problem uses its own n_i; a k above the smallest n_i of a task is refused.
+`summarize` groups rows by task and problem and reports each task's metrics (`metrics`): the
+unbiased pass@k, avg@k and maj@k with bootstrap CIs over problems, lengths and truncation, and
+breakdowns by problem tags. Each problem uses its own n_i; a k above the smallest n_i of a task is
+refused.
 
 Example:
     >>> import prorl_eval
@@ -13,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,8 @@ import numpy as np
 
 from prorl_eval.errors import UserError
 from prorl_eval.jsonio import read_json
-from prorl_eval.passk import (
-    DEFAULT_BOOTSTRAP_RESAMPLES,
-    DEFAULT_BOOTSTRAP_SEED,
-    pass_at_k_summary,
-)
+from prorl_eval.metrics import check_by_fields, task_summary
+from prorl_eval.passk import DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_BOOTSTRAP_SEED
 from prorl_eval.runstore import RESULTS_FILE, SAMPLES_FILE
 from prorl_eval.schema import read_samples
 
@@ -49,6 +48,15 @@ def parse_ks(spec: str) -> list[int]:
     return sorted(ks)
 
 
+def parse_by(spec: str | None) -> tuple[str, ...]:
+    """Parse `--by level,subject` into tag names (order kept, repeats dropped)."""
+    fields: list[str] = []
+    for part in (spec or "").split(","):
+        if part.strip() and part.strip() not in fields:
+            fields.append(part.strip())
+    return tuple(fields)
+
+
 def default_ks(n: int) -> list[int]:
     """Powers of two up to n, plus n itself."""
     ks = [2**i for i in range(n.bit_length()) if 2**i <= n]
@@ -59,32 +67,31 @@ def summarize(
     rows: list[dict[str, Any]],
     ks: list[int],
     *,
+    by: Sequence[str] = (),
+    require_maj: bool = False,
     resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
     seed: int = DEFAULT_BOOTSTRAP_SEED,
 ) -> dict[str, dict[str, Any]]:
-    """Per-task summary: num_problems, n (smallest per-problem count), mean_score, pass@k, CIs."""
+    """Per-task summary (`metrics.task_summary`): num_problems, n (smallest per-problem count),
+    mean_score, pass@k, avg@k and maj@k with CIs, lengths, and breakdowns by the `by` tags."""
+    if by:
+        check_by_fields(rows, by)
     by_task: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_task[row["task"]][row["problem_id"]].append(row)
     tasks = {}
     for task, problems in by_task.items():
-        n = np.array([len(samples) for samples in problems.values()])
-        c = np.array([sum(bool(s["correct"]) for s in samples) for samples in problems.values()])
-        too_big = [k for k in ks if k > n.min()]
+        smallest = min(len(samples) for samples in problems.values())
+        too_big = [k for k in ks if k > smallest]
         if too_big:
             raise UserError(
-                f"k={too_big[0]} exceeds the samples per problem of {task} (smallest n={n.min()}); "
-                f"use k <= {n.min()} or generate more samples with a larger --n."
+                f"k={too_big[0]} exceeds the samples per problem of {task} (smallest "
+                f"n={smallest}); use k <= {smallest} or generate more samples with a larger --n."
             )
-        scores = [np.mean([s["score"] for s in samples]) for samples in problems.values()]
-        summary = pass_at_k_summary(n, c, ks, resamples=resamples, seed=seed)
-        tasks[task] = {
-            "num_problems": len(problems),
-            "n": int(n.min()),
-            "num_samples": int(n.sum()),
-            "mean_score": float(np.mean(scores)),
-            **summary,
-        }
+        tasks[task] = task_summary(
+            problems, ks, by=by, require_maj=require_maj, resamples=resamples, seed=seed,
+            task=task,
+        )  # fmt: skip
     return dict(sorted(tasks.items()))
 
 
@@ -118,8 +125,10 @@ def load_samples(path: str | Path, *, allow_problem_mismatch: bool = False) -> A
 def load_results(path: str | Path) -> Any:
     """Load results.json (or a run folder's) into a tidy DataFrame: one row per (task, k).
 
-    Columns: task, k, pass_at_k, ci_low, ci_high, num_problems, n, mean_score. The file's run
-    metadata is attached as `frame.attrs["run"]`.
+    Columns: task, k, pass_at_k, ci_low, ci_high, maj_at_k, maj_ci_low, maj_ci_high (NaN where
+    the task has no extracted answers), avg_at_k, pass_at_k_untruncated (NaN without lengths),
+    num_problems, n, mean_score, mean_response_tokens, truncated_share. The file's run metadata is
+    attached as `frame.attrs["run"]`.
     """
     import pandas as pd
 
@@ -128,6 +137,7 @@ def load_results(path: str | Path) -> Any:
     for task, summary in data.get("tasks", {}).items():
         for k, value in summary["pass_at_k"].items():
             low, high = summary.get("pass_at_k_ci95", {}).get(k, [np.nan, np.nan])
+            maj_low, maj_high = summary.get("maj_at_k_ci95", {}).get(k, [np.nan, np.nan])
             records.append(
                 {
                     "task": task,
@@ -135,11 +145,43 @@ def load_results(path: str | Path) -> Any:
                     "pass_at_k": value,
                     "ci_low": low,
                     "ci_high": high,
+                    "maj_at_k": summary.get("maj_at_k", {}).get(k, np.nan),
+                    "maj_ci_low": maj_low,
+                    "maj_ci_high": maj_high,
+                    "avg_at_k": summary.get("avg_at_k", {}).get(k, summary["mean_score"]),
+                    "pass_at_k_untruncated": summary.get("pass_at_k_untruncated", {}).get(
+                        k, np.nan
+                    ),
                     "num_problems": summary["num_problems"],
                     "n": summary["n"],
                     "mean_score": summary["mean_score"],
+                    "mean_response_tokens": summary.get("mean_response_tokens", np.nan),
+                    "truncated_share": summary.get("truncated_share", np.nan),
                 }
             )
     frame = pd.DataFrame(records)
     frame.attrs["run"] = {key: value for key, value in data.items() if key != "tasks"}
     return frame
+
+
+def load_breakdowns(path: str | Path) -> Any:
+    """The `by` breakdowns of results.json as a tidy DataFrame: one row per (task, tag, value, k)
+    with pass_at_k, ci_low, ci_high, maj_at_k, num_problems and mean_score."""
+    import pandas as pd
+
+    data = read_json(_run_paths(path, RESULTS_FILE), "results file")
+    records = []
+    for task, summary in data.get("tasks", {}).items():
+        for tag, values in summary.get("by", {}).items():
+            for value, part in values.items():
+                for k, passed in part["pass_at_k"].items():
+                    low, high = part["pass_at_k_ci95"][k]
+                    records.append({
+                        "task": task, "tag": tag, "value": value, "k": int(k),
+                        "pass_at_k": passed, "ci_low": low, "ci_high": high,
+                        "maj_at_k": part.get("maj_at_k", {}).get(k, np.nan),
+                        "num_problems": part["num_problems"], "mean_score": part["mean_score"],
+                    })  # fmt: skip
+    columns = ["task", "tag", "value", "k", "pass_at_k", "ci_low", "ci_high", "maj_at_k",
+               "num_problems", "mean_score"]  # fmt: skip
+    return pd.DataFrame(records, columns=columns)

@@ -77,6 +77,8 @@ class EvalConfig:
     served_model: str | None = None
     api_key: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    by: tuple[str, ...] = ()  # problem tags results break down by (`--by level,subject`)
+    require_maj: bool = False  # `--maj`: maj@k must be computable for every task
 
     def validate(self) -> None:
         if self.n <= 0:
@@ -260,6 +262,7 @@ def run_pass_at_k(
     config.validate()
     options = TaskOptions(limit=config.limit, seed=config.data_seed, data_dir=config.data_dir)
     tasks, skipped = resolve_available_tasks(config.tasks, options)
+    check_metrics(tasks, config.by, config.require_maj)
     model = resolve_model(config.model, materialize=False)
     backend = resolve_backend(config.backend)
     config.validate_backend(backend)
@@ -342,7 +345,8 @@ def _generate_and_score(
 def _rows(config, model, backend, item, request, completions, scores) -> list[SampleRow]:
     rows = []
     fingerprint = task_fingerprint(item.task, item.problem)
-    gold = answer_text(item.problem.answer)
+    # code tests are not an answer (and LiveCodeBench's can be megabytes): no gold in the rows
+    gold = answer_text(item.problem.answer) if item.task.extracts_answers else None
     for sample_idx, completion in zip(item.missing, completions, strict=True):
         score = next(scores)
         rows.append(
@@ -367,10 +371,27 @@ def _rows(config, model, backend, item, request, completions, scores) -> list[Sa
                 gold_answer=gold,
                 extracted_answer=score.answer,
                 extraction=score.extraction,
+                tags=item.task.tags(item.problem),
                 extra=score.extra,
             )
         )
     return rows
+
+
+def check_metrics(tasks: list[Task], by: tuple[str, ...], require_maj: bool) -> None:
+    """Before any generation: every `--by` field must be a tag of some task's problems, and with
+    `--maj` every task's verifier must extract answers to vote on."""
+    if require_maj:
+        for task in tasks:
+            if not task.extracts_answers:
+                raise UserError(
+                    f"--maj: {task.name}'s verifier extracts no answer to vote on (code tests, "
+                    "IFEval and substring checks compare none); drop --maj or that task."
+                )
+    if by:
+        from prorl_eval.metrics import check_by_fields
+
+        check_by_fields([{"tags": t.tags(p)} for t in tasks for p in t.load()], by)
 
 
 def finish_run(config, model, backend, tasks, store, timing, skipped=None) -> dict[str, Any]:
@@ -384,8 +405,9 @@ def finish_run(config, model, backend, tasks, store, timing, skipped=None) -> di
         if (row["task"], row["problem_id"]) in wanted and sample_key(row)[2] < config.n
     ]
     summaries = summarize(
-        rows, list(config.ks), resamples=config.bootstrap_resamples, seed=config.bootstrap_seed
-    )
+        rows, list(config.ks), by=config.by, require_maj=config.require_maj,
+        resamples=config.bootstrap_resamples, seed=config.bootstrap_seed,
+    )  # fmt: skip
     for task in tasks:
         if task.name in summaries:
             task_rows = [row for row in rows if row["task"] == task.name]

@@ -55,6 +55,7 @@ class SampleRow:
     gold_answer: str | None = None
     extracted_answer: str | None = None
     extraction: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

@@ -82,3 +82,31 @@ def coverage_brute_force(words: Sequence[str], grams, lengths: Sequence[int]) ->
                 covered[i : i + length] = True
         out.append(covered.mean() if n else 0.0)
     return np.asarray(out)
+
+
+def maj_at_k_enumerated(answers: Sequence[str | None], correct: Sequence[float], k: int) -> float:
+    """maj@k by visiting every k-subset: count the votes in it, break ties by votes over all
+    samples and then by the first sample that gave the answer, score the winner's correctness.
+
+    >>> maj_at_k_enumerated(["a", "b", "b"], [1, 0, 0], 1)
+    0.3333333333333333
+    """
+    from collections import Counter
+    from itertools import combinations
+
+    keys = [None if a is None or not str(a).strip() else str(a).strip() for a in answers]
+    overall = Counter(key for key in keys if key is not None)
+    first = {key: keys.index(key) for key in overall}
+    pairs = list(zip(keys, correct, strict=True))
+    worth = {key: np.mean([c for a, c in pairs if a == key]) for key in overall}
+    total, subsets = 0.0, 0
+    for chosen in combinations(range(len(keys)), k):
+        subsets += 1
+        votes = Counter(keys[i] for i in chosen if keys[i] is not None)
+        if not votes:
+            continue
+        most = max(votes.values())
+        tied = [key for key, count in votes.items() if count == most]
+        winner = min(tied, key=lambda key: (-overall[key], first[key]))
+        total += worth[winner]
+    return total / subsets

@@ -93,18 +93,38 @@ def pass_at_k_command(
             "different problem fingerprints. A resumed run never mixes problems."
         ),
     ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Also break each task's results down by these problem tags, e.g. level,subject "
+            "(MATH-500), difficulty (LiveCodeBench), category (Reasoning Gym)."
+        ),
+    ] = None,
+    maj: Annotated[
+        bool,
+        typer.Option(
+            "--maj",
+            help="Require maj@k for every task (it is reported anyway where the verifier "
+            "extracts answers); a task without answers to vote on is an error.",
+        ),
+    ] = False,
 ) -> None:
-    """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs."""
-    from prorl_eval.results import parse_ks
+    """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs
+    (and avg@k, maj@k, lengths and breakdowns in results.json)."""
+    import dataclasses
 
+    from prorl_eval.results import parse_by, parse_ks
+
+    fields = parse_by(by)
     if samples is not None:
         if bootstrap <= 0:
             raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
         ks = tuple(parse_ks(k)) if k else None
-        results = _recompute(samples, ks, out, bootstrap, allow_problem_mismatch)
+        results = _recompute(samples, ks, out, bootstrap, allow_problem_mismatch, fields, maj)
     else:
         options = opt.pick(locals(), opt.SHARED + opt.OPENAI)
         config = opt.make_eval_config(out, model, k, **options)
+        config = dataclasses.replace(config, by=fields, require_maj=maj)
         results = opt.run_with_progress(config, err_console)
     print_results_table(results, out_console)
     for name, reason in results.get("skipped_tasks", {}).items():
@@ -118,6 +138,8 @@ def _recompute(
     out: Path,
     bootstrap: int,
     allow_problem_mismatch: bool = False,
+    by: tuple[str, ...] = (),
+    require_maj: bool = False,
 ) -> dict[str, Any]:
     """pass@k from an existing samples file; without --k, powers of 2 up to the smallest n."""
     from collections import Counter
@@ -136,7 +158,10 @@ def _recompute(
     if ks is None:
         per_problem = Counter((row["task"], row["problem_id"]) for row in rows)
         ks = tuple(default_ks(min(per_problem.values())))
-    summary = summarize(rows, list(ks), resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
+    summary = summarize(
+        rows, list(ks), by=by, require_maj=require_maj, resamples=bootstrap,
+        seed=DEFAULT_BOOTSTRAP_SEED,
+    )  # fmt: skip
     results = {
         "tasks": summary,
         "ks": list(ks),
@@ -222,7 +247,9 @@ def print_results_table(results: dict[str, Any], console: Console) -> None:
     """A pass@k table: one row per task, one column per k, CI below each value."""
     tasks = results["tasks"]
     ks = [str(k) for k in results["ks"]]
-    table = Table(title="pass@k (unbiased estimator; 95% bootstrap CI over problems)")
+    table = Table(
+        title="pass@k (unbiased estimator; 95% bootstrap CI over problems; maj@k below it)"
+    )
     table.add_column("task", style="bold", no_wrap=True)
     for name in ("problems", "n", "score"):
         table.add_column(name, justify="right", no_wrap=True)
@@ -240,6 +267,9 @@ def print_results_table(results: dict[str, Any], console: Console) -> None:
             f"{summary['mean_score']:.3f}",
             *cells,
         )
+        if "maj_at_k" in summary:  # majority voting over the same samples, below pass@k
+            votes = [f"[dim]maj {summary['maj_at_k'][k]:.3f}[/dim]" for k in ks]
+            table.add_row("", "", "", "", *votes)
     print_table(table, console)
 
 

@@ -62,6 +62,9 @@ class Task(ABC):
     # Problems generated from the data seed (Reasoning Gym): another seed gives other problems,
     # so training can use a seed of its own instead of the evaluation's.
     procedural: bool = False
+    # The verifier extracts an answer to compare (Score.answer), so maj@k can vote; code and
+    # instruction-following tasks compare none.
+    extracts_answers: bool = True
 
     @abstractmethod
     def load(self) -> list[Problem]:
@@ -70,6 +73,11 @@ class Task(ABC):
     @abstractmethod
     def prompt(self, problem: Problem) -> str:
         """The user message sent to the model for this problem."""
+
+    def tags(self, problem: Problem) -> dict[str, str]:
+        """The problem's tags that results break down by (`--by level`): MATH-500's level and
+        subject, LiveCodeBench's difficulty, Reasoning Gym's category, ...; {} by default."""
+        return {}
 
     @abstractmethod
     def score(self, response: str, problem: Problem) -> Score:

@@ -213,6 +213,7 @@ class FunctionCodeTask(Task):
     """HumanEval / HumanEval+ / MBPP+: a function per problem, verified in the sandbox."""
 
     domain = "code"
+    extracts_answers = False
 
     def __init__(self, config: CodeConfig) -> None:
         config.validate()

@@ -252,6 +252,7 @@ class LcbTask(Task):
     """LiveCodeBench: score = the fraction of tests passed under its harness's rules."""
 
     domain = "code"
+    extracts_answers = False
     threshold = 1.0
 
     def __init__(self, config: LcbConfig) -> None:
@@ -303,6 +304,14 @@ class LcbTask(Task):
             starter_code=problem.metadata["starter_code"],
         )
         return _prompt_module().get_generic_question_template_answer(fields)
+
+    def tags(self, problem: Problem) -> dict[str, str]:
+        """Difficulty, platform, test type and the contest month (YYYY-MM)."""
+        meta = problem.metadata
+        return {
+            "difficulty": meta["difficulty"], "platform": meta["platform"],
+            "testtype": meta["testtype"], "contest_month": meta["contest_date"][:7],
+        }  # fmt: skip
 
     def score(self, response: str, problem: Problem) -> Score:
         code, how = extract_code(response)

@@ -236,6 +236,7 @@ class StdioTask(Task):
     """A stdin/stdout benchmark: score = fraction of tests passed in the sandbox."""
 
     domain = "code"
+    extracts_answers = False
     threshold = 1.0
 
     def __init__(self, config: StdioConfig) -> None:

@@ -300,6 +300,7 @@ class CustomTask(Task):
         self.config = config
         self.domain = config.domain
         self._verifier = VERIFIERS[config.verifier]
+        self.extracts_answers = config.verifier != "contains"  # a substring search extracts none
         if config.is_local:
             digest = hashlib.sha256(Path(config.source).expanduser().read_bytes()).hexdigest()
             where = f"sha256={digest[:16]}"

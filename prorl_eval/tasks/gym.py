@@ -82,13 +82,17 @@ def gym_dataset_names() -> list[str]:
 
 def gym_categories() -> dict[str, list[str]]:
     """Reasoning Gym's own grouping of its datasets (arithmetic, algorithmic, games, ...)."""
-    from reasoning_gym.factory import DATASETS
-
     groups: dict[str, list[str]] = {}
     for name in gym_dataset_names():
-        category = DATASETS[name][0].__module__.split(".")[1]
-        groups.setdefault(category, []).append(name)
+        groups.setdefault(gym_category(name), []).append(name)
     return groups
+
+
+def gym_category(dataset: str) -> str:
+    """Reasoning Gym's category of one dataset (its module's package: arithmetic, games, ...)."""
+    from reasoning_gym.factory import DATASETS
+
+    return DATASETS[dataset][0].__module__.split(".")[1]
 
 
 def reference_answer(dataset: str, entry: dict[str, Any]) -> str | None:
@@ -340,6 +344,16 @@ class GymTask(Task):
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}\n\n{ANSWER_INSTRUCTION}"
+
+    def tags(self, problem: Problem) -> dict[str, str]:
+        """Reasoning Gym's category of the dataset, and the item's own value of each difficulty
+        setting its generator records (e.g. basic_arithmetic's `num_terms`, `num_digits`)."""
+        meta = (problem.metadata.get("entry") or {}).get("metadata") or {}
+        tags = {"category": gym_category(self.config.dataset)}
+        for key in meta.get("difficulty") or {}:
+            if isinstance(meta.get(key), (int, float, str, bool)):
+                tags[key] = str(meta[key])
+        return tags
 
     def score(self, response: str, problem: Problem) -> Score:
         answer, how = _extract(response)

@@ -159,6 +159,7 @@ class IFEvalTask(Task):
 
     name = "ifeval"
     domain = "ifeval"
+    extracts_answers = False
 
     def __init__(self, config: IFEvalConfig) -> None:
         config.validate()

@@ -196,6 +196,11 @@ class MathTask(Task):
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}\n{MATH_INSTRUCTION}"
 
+    def tags(self, problem: Problem) -> dict[str, str]:
+        """The benchmark's own labels (MATH-500's subject and level, OlympiadBench's subfield
+        and answer type, Minerva's type)."""
+        return {k: str(v) for k, v in problem.metadata.items() if k != "unit"}
+
     def score(self, response: str, problem: Problem) -> Score:
         return verify_math(response, problem.answer, timeout_s=self.config.timeout_s)
 
