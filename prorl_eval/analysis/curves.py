@@ -220,8 +220,11 @@ def plot_passk_curves(
     groups: Sequence[str] | None = None,
     ncols: int = 3,
     title: str | None = None,
+    maj: Any | None = None,
 ) -> Any:
-    """One panel per group of ``scope``: a line per run (pass@k vs log2 k) with its shaded band.
+    """One panel per group of ``scope``: a line per run (pass@k vs log2 k) with its shaded band;
+    with ``maj`` (:func:`prorl_eval.analysis.majority.maj_curves`), the task panels also draw
+    each run's maj@k as a dashed line of the same colour.
 
     Returns a ``matplotlib.figure.Figure`` built without pyplot (no display needed; ``savefig``
     renders with Agg).
@@ -245,6 +248,11 @@ def plot_passk_curves(
             colour = f"C{i % 10}"
             ax.plot(line["k"], line["pass_at_k"], color=colour, label=run, lw=1.6)
             ax.fill_between(line["k"], line["ci_low"], line["ci_high"], color=colour, alpha=0.2)
+            if maj is not None and scope == "task":
+                votes = maj[(maj["task"] == name) & (maj["run"] == run)]
+                if not votes.empty:
+                    ax.plot(votes["k"], votes["maj_at_k"], color=colour, ls="--", lw=1.2,
+                            label=f"{run} maj@k")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(display_name(name), fontsize=10)
@@ -254,7 +262,8 @@ def plot_passk_curves(
     for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or f"pass@k per {scope} (shaded: bootstrap CI over problems)")
+    voting = "; dashed: maj@k" if maj is not None and scope == "task" and len(maj) else ""
+    fig.suptitle(title or f"pass@k per {scope} (shaded: bootstrap CI over problems{voting})")
     return fig
 
 

@@ -162,9 +162,11 @@ def curves_command(
     level: Annotated[float, typer.Option(help=LEVEL_HELP)] = 0.95,
     allow_problem_mismatch: opt.AllowMismatch = False,
 ) -> None:
-    """pass@k for every k = 1..n per task, domain and overall, with bootstrap bands and plots."""
+    """pass@k for every k = 1..n per task, domain and overall, with bootstrap bands and plots;
+    maj@k per task where the samples hold extracted answers (maj_curves.csv, dashed lines)."""
     from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
     from prorl_eval.analysis.inputs import recorded_domains, run_labels
+    from prorl_eval.analysis.majority import maj_curves_of_paths
     from prorl_eval.jsonio import ensure_writable_dir
 
     _check_bootstrap(bootstrap, level)
@@ -178,8 +180,11 @@ def curves_command(
         counts, domains=domain_map, max_k=max_k, resamples=bootstrap, seed=seed, level=level
     )
     files = _write_table(curves, folder, "passk_curves")
+    maj = maj_curves_of_paths(dict(zip(names, runs, strict=True)), max_k=max_k)
+    if len(maj):
+        files += _write_table(maj, folder, "maj_curves")
     for scope in ("task", "domain", "overall"):
-        fig = plot_passk_curves(curves, scope)
+        fig = plot_passk_curves(curves, scope, maj=maj)
         files.append(_write_figure(fig, folder, f"passk_curves_{scope}.png"))
     _write_manifest(
         folder,

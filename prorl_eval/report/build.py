@@ -32,6 +32,7 @@ def curve_figures(
     """pass@k curves per task and per domain of every run with counts; with training steps
     (a sweep), also pass@k against step for the k of the tables."""
     from prorl_eval.analysis.curves import passk_curves, plot_passk_by_step, plot_passk_curves
+    from prorl_eval.analysis.majority import maj_curves_of_paths
     from prorl_eval.report.boundary import save_figure
     from prorl_eval.report.tables import domain_sort_key, report_order
 
@@ -39,6 +40,8 @@ def curve_figures(
     if not counts:
         return []
     curves = passk_curves(counts, domains=domains)
+    maj = maj_curves_of_paths({run.label: run.samples for run in runs if run.label in counts})
+    dashed = " Dashed: maj@k (majority vote of k samples)." if len(maj) else ""
     band = "shaded: 95% bootstrap CI over problems"
     order = {
         "task": report_order(curves.loc[curves["scope"] == "task", "group"], domains),
@@ -48,12 +51,13 @@ def curve_figures(
     }
     figures = [
         save_figure(
-            plot_passk_curves(curves, scope, groups=order[scope]),
+            plot_passk_curves(curves, scope, groups=order[scope], maj=maj),
             folder,
             f"passk_curves_{scope}.png",
             f"pass@k curves per {scope}",
             f"Unbiased pass@k for k = 1..n (log2 axis) per {scope} ({band})."
-            + (" A domain is the unweighted mean of its tasks." if scope == "domain" else ""),
+            + (" A domain is the unweighted mean of its tasks." if scope == "domain" else "")
+            + (dashed if scope == "task" else ""),
         )
         for scope in ("task", "domain")
     ]
@@ -102,6 +106,7 @@ def build_report(
 ) -> Any:
     """Tables, figures, sections and notes of loaded runs -> :class:`ReportData`."""
     from prorl_eval.analysis.inputs import recorded_domains
+    from prorl_eval.report.extras import extra_sections
     from prorl_eval.report.render import ReportData
     from prorl_eval.report.tables import build_tables, cell_table
 
@@ -117,9 +122,10 @@ def build_report(
         )
         table_sets.append((k, tuple(tables)))
     figures = curve_figures(runs, figures_dir, sweep.steps if sweep else None, ks, domains)
-    sections = []
+    sections = extra_sections(runs)
     if base is not None:
-        sections, more = _boundary(runs, base, ks, figures_dir, sweep, corpus, delta, growth_delta)
+        found, more = _boundary(runs, base, ks, figures_dir, sweep, corpus, delta, growth_delta)
+        sections += found
         notes += more
     return ReportData(
         k=ks[0],
