@@ -11,6 +11,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "analysis" / "reasoning_boundar
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # trains and sweeps a shortened run: ~3 min alone, over 10 on a busy CI
 def test_analysis_notebook_executes(embedded_model_path):
     import nbformat
     from nbclient import NotebookClient
