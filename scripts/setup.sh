@@ -45,6 +45,9 @@ fi
 # dependencies are LLM API clients and nemo-evaluator; what prorl imports from it needs only
 # numpy, pandas, tqdm and datasets, which prorl installs.
 "${pip[@]}" install --no-deps "nvidia-livecodebench==26.3"
+# lighteval's results-table helper reads `prorl-eval export --format lighteval` back in the tests;
+# its own dependencies (inspect-ai, litellm, model back ends...) are not needed for that.
+"${pip[@]}" install --no-deps "lighteval==0.13.0"
 
 "$VENV/bin/python" -c "from prorl_eval.models import embedded_model_dir; embedded_model_dir()"
 echo "$fingerprint" > "$stamp"

@@ -2,7 +2,8 @@
 
 - `main` — the app, `pass-at-k`, `tasks`, `score`, and the registration of the others;
 - `options` — the option types shared by the evaluating commands (`pass-at-k`, `sweep`, `report`);
-- `analysis` — `curves`, `boundary`, `correlate`; `overlap`; `sweep`; `report`; `creativity`.
+- `analysis` — `curves`, `boundary`, `correlate`; `overlap`; `sweep`; `report`; `creativity`;
+  `export`.
 
 Commands parse and check their options, call the library, and print; a `UserError` becomes a
 one-line message and exit code 2 in `main`.

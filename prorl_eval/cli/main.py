@@ -299,6 +299,10 @@ def _attach_analysis_commands() -> None:
 
     app.command("sweep")(sweep_command)
 
+    from prorl_eval.cli.export import export_command
+
+    app.command("export")(export_command)
+
     from prorl_eval.cli.creativity import make_app as creativity_app
     from prorl_eval.cli.report import report_command
 
