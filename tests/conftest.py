@@ -349,3 +349,46 @@ def logprob_gap(engine, model, ids: list[int]) -> float:
         logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
     want = logp.gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
     return float((got - want).abs().max())
+
+
+# ------------------------------------------------ W&B offline runs, read back
+
+
+def read_wandb_run(folder: Path) -> dict:
+    """The records of the one W&B offline run under `folder/wandb/` (its `run-<id>.wandb` file:
+    a LevelDB-style log of 32 KiB blocks after a 7-byte `:W&B` header, each record a 7-byte header
+    (crc, length, type) and a protobuf `Record`): its id, name, history rows and summary."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = sorted(folder.glob("wandb/offline-run-*/run-*.wandb"))[-1:]
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    pos, block, chunks = 7, 32768, []
+    run: dict = {"history": [], "summary": {}, "id": None, "name": None}
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if left < 7 or (length == 0 and kind == 0):
+            pos += left
+            continue
+        chunks.append(data[pos + 7 : pos + 7 + length])
+        pos += 7 + length
+        if kind not in (1, 4):  # FIRST / MIDDLE chunks wait for the LAST one
+            continue
+        record = pb.Record()
+        record.ParseFromString(b"".join(chunks))
+        chunks = []
+        which = record.WhichOneof("record_type")
+        if which == "run":
+            run["id"], run["name"] = record.run.run_id, record.run.display_name
+        elif which == "history":
+            items = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                     for i in record.history.item}  # fmt: skip
+            run["history"].append(items)
+        elif which == "summary":
+            for item in record.summary.update:
+                run["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return run

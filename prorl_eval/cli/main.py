@@ -108,6 +108,15 @@ def pass_at_k_command(
             "extracts answers); a task without answers to vote on is an error.",
         ),
     ] = False,
+    wandb: Annotated[
+        bool,
+        typer.Option(
+            "--wandb",
+            help="Also log the results to Weights & Biases (WANDB_MODE=offline writes them under "
+            "--out/wandb/ without network).",
+        ),
+    ] = False,
+    wandb_project: Annotated[str, typer.Option(help="W&B project for --wandb.")] = "prorl",
 ) -> None:
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs
     (and avg@k, maj@k, lengths and breakdowns in results.json)."""
@@ -116,6 +125,10 @@ def pass_at_k_command(
     from prorl_eval.results import parse_by, parse_ks
 
     fields = parse_by(by)
+    if wandb:  # before any work: a missing package is a one-line error, not a lost run
+        from prorl_eval.wandb_logging import require_wandb
+
+        require_wandb("--wandb")
     if samples is not None:
         if bootstrap <= 0:
             raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
@@ -130,6 +143,11 @@ def pass_at_k_command(
     for name, reason in results.get("skipped_tasks", {}).items():
         err_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
     err_console.print(f"results written to {Path(out) / 'results.json'}")
+    if wandb:
+        from prorl_eval.wandb_logging import log_eval_results
+
+        where = log_eval_results(results, Path(out), wandb_project)
+        err_console.print(f"W&B run written to {where}", highlight=False)
 
 
 def _recompute(
