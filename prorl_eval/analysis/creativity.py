@@ -44,7 +44,10 @@ Departures from the reference implementation (github.com/GXimingLu/creativity_in
 - The reference detokenizes each span (Moses) and counts it, re-tokenized by the Llama tokenizer,
   with the remote infini-gram API over RedPajama; here spans are word sequences looked up in a
   local index (:mod:`prorl_eval.analysis.ngram_index`) of a corpus tokenized by the same word
-  tokenizer, so a match means the same words, not the same subword string.
+  tokenizer, so a match means the same words, not the same subword string. Through the API
+  (:mod:`prorl_eval.analysis.creativity_api`, ``--corpus api:<index>``) spans are words joined by
+  spaces, counted as text, or tokenized here and counted as ids (``--match tokens``); no Moses
+  detokenization either way.
 - :func:`normalise_text` folds quotes, dashes and accents to ASCII, but unlike ``unidecode``
   keeps characters without an ASCII decomposition (CJK, emoji); ``casual_tokenize`` is fed text in
   pieces of ~8 KiB cut at whitespace (its regex has a 5 s time limit), which can split a phone

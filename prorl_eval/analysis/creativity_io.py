@@ -23,7 +23,6 @@ from prorl_eval.errors import UserError
 
 if TYPE_CHECKING:
     from prorl_eval.analysis.creativity import CreativityConfig, CreativityResult
-    from prorl_eval.analysis.ngram_index import NgramIndex
 
 ROWS_JSONL = "creativity.jsonl"
 ROWS_CSV = "creativity.csv"
@@ -140,8 +139,10 @@ def iter_hf_documents(
 # ---------------------------------------------------------------------------- commands
 
 
-def score_text(index: NgramIndex, text: str, config: CreativityConfig) -> CreativityResult:
-    """Creativity of one response text against an opened index (batched suffix-array search).
+def score_text(index: Any, text: str, config: CreativityConfig) -> CreativityResult:
+    """Creativity of one response text against an opened index (batched suffix-array search), or
+    against a corpus that scores words itself (`creativity_api.ApiCorpus`: DJ search over API
+    counts).
 
     Example:
         >>> from prorl_eval.analysis.creativity import CreativityConfig
@@ -150,8 +151,52 @@ def score_text(index: NgramIndex, text: str, config: CreativityConfig) -> Creati
     from prorl_eval.analysis.creativity import creativity_from_ends, ends_from_lengths
 
     words = index.tokenize(text)
+    if hasattr(index, "score"):
+        return index.score(words, config)
     lengths = index.longest_matches(words, cap=config.max_l)
     return creativity_from_ends(ends_from_lengths(lengths, config.min_l), config)
+
+
+def open_corpus(
+    spec: str,
+    *,
+    api_url: str | None = None,
+    api_cache: Path | None = None,
+    concurrency: int = 8,
+    rate: float = 10.0,
+    retries: int = 5,
+    match: str = "words",
+    tokenizer: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """(the corpus to score against, what to record about it): `api:<index>` is the infini-gram
+    API (`creativity_api`), anything else a local index folder built by `index-build`."""
+    if not spec.startswith("api:"):
+        from prorl_eval.analysis.ngram_index import NgramIndex
+
+        if match != "words":
+            raise UserError("--match tokens needs --corpus api:<index>; a local index has words.")
+        index = NgramIndex.open(Path(spec))
+        return index, {"corpus": spec, "corpus_words": index.num_words, "match": "words"}
+    from prorl_eval.analysis.creativity_api import (
+        DEFAULT_TOKENIZER,
+        DEFAULT_URL,
+        ApiCorpus,
+        InfiniGramClient,
+        load_tokenizer,
+    )
+
+    client = InfiniGramClient(
+        spec.removeprefix("api:"), url=api_url or DEFAULT_URL, cache=api_cache,
+        concurrency=concurrency, rate=rate, retries=retries,
+    )  # fmt: skip
+    if match not in ("words", "tokens"):
+        raise UserError(f"--match must be words or tokens (got {match!r}).")
+    loaded = load_tokenizer(tokenizer or DEFAULT_TOKENIZER) if match == "tokens" else None
+    corpus = ApiCorpus(client, match, loaded)
+    info = {**corpus.describe(), "corpus_words": None}
+    if match == "tokens":
+        info["tokenizer"] = tokenizer or DEFAULT_TOKENIZER
+    return corpus, info
 
 
 def corpus_documents(
@@ -188,17 +233,20 @@ def read_rows(samples: str) -> list[dict[str, Any]]:
 
 def score_rows(
     rows: list[dict[str, Any]],
-    index: NgramIndex,
+    index: Any,
     config: CreativityConfig,
     *,
     strip_think: bool = False,
     progress: Callable[[], None] | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """One output row per sample row: its key, model, word count, index and coverage per L."""
+    """One output row per sample row: its key, model, word count, index and coverage per L.
+    `workers` > 1 scores rows in threads (the API corpus: requests in flight at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from prorl_eval.tasks.base import strip_reasoning
 
-    out = []
-    for row in rows:
+    def one(row: dict[str, Any]) -> dict[str, Any]:
         text = strip_reasoning(row["response"]) if strip_think else row["response"]
         result = score_text(index, text, config)
         record = {key: row.get(key, "") for key in _ROW_KEYS[:4]}
@@ -208,10 +256,14 @@ def score_rows(
             creativity_index=result.index,
             coverage={str(length): value for length, value in result.coverage.items()},
         )
-        out.append(record)
         if progress is not None:
             progress()
-    return out
+        return record
+
+    if workers <= 1:
+        return [one(row) for row in rows]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, rows))
 
 
 def write_rows(folder: Path, records: list[dict[str, Any]], lengths: list[int]) -> None:

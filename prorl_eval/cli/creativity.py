@@ -30,6 +30,7 @@ from rich.table import Table
 from prorl_eval.analysis.creativity_io import (
     SUMMARY_JSON,
     corpus_documents,
+    open_corpus,
     read_rows,
     score_rows,
     write_rows,
@@ -126,7 +127,11 @@ def _print_build_stats(stats: Any, out: Path) -> None:
 def creativity_command(
     samples: Annotated[str, typer.Option(help="Run folder or samples JSONL file to score.")],
     corpus: Annotated[
-        Path, typer.Option(help="Index folder built by `prorl-eval creativity index-build`.")
+        str,
+        typer.Option(
+            help="Index folder built by `prorl-eval creativity index-build`, or api:<index> for "
+            "the infini-gram API (e.g. api:v4_dolma-v1_7_llama, api:v4_rpj_llama_s4)."
+        ),
     ],
     out: Annotated[
         Path, typer.Option(help="Output folder: creativity.jsonl/.csv and creativity_summary.json.")
@@ -137,12 +142,31 @@ def creativity_command(
         bool, typer.Option(help="Score only the text outside <think>…</think>.")
     ] = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    match: Annotated[
+        str,
+        typer.Option(
+            help="api: words (spans as text) or tokens (spans tokenized with --tokenizer, as the "
+            "reference implementation)."
+        ),
+    ] = "words",
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(help="api, --match tokens: hub id or folder (default Llama-2's)."),
+    ] = None,
+    api_url: Annotated[str | None, typer.Option(help="api: the API's URL.")] = None,
+    api_cache: Annotated[
+        Path | None,
+        typer.Option(help="api: answer cache file (default ~/.cache/prorl/infini-gram.sqlite)."),
+    ] = None,
+    api_concurrency: Annotated[int, typer.Option(help="api: requests in flight.")] = 8,
+    api_rate: Annotated[float, typer.Option(help="api: requests per second at most.")] = 10.0,
+    api_retries: Annotated[int, typer.Option(help="api: retries of a failed request.")] = 5,
 ) -> None:
-    """Creativity index (Lu et al., 2024) of every response against a local corpus index."""
+    """Creativity index (Lu et al., 2024) of every response against a local corpus index or the
+    infini-gram API."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from prorl_eval.analysis.creativity import CreativityConfig, summarize_creativity
-    from prorl_eval.analysis.ngram_index import NgramIndex
     from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
     from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
 
@@ -152,7 +176,12 @@ def creativity_command(
         raise UserError(f"--min-l/--max-l: {exc}.") from None
     if bootstrap <= 0:
         raise UserError(f"--bootstrap must be positive (got {bootstrap}).")
-    index = NgramIndex.open(corpus)
+    corpus = str(corpus)
+    cache = api_cache or Path.home() / ".cache" / "prorl" / "infini-gram.sqlite"
+    index, described = open_corpus(
+        corpus, api_url=api_url, api_cache=cache, concurrency=api_concurrency, rate=api_rate,
+        retries=api_retries, match=match, tokenizer=tokenizer,
+    )  # fmt: skip
     rows = read_rows(samples)
     folder = ensure_writable_dir(out)
     started = time.perf_counter()
@@ -160,8 +189,9 @@ def creativity_command(
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task_id = bar.add_task("scoring", total=len(rows))
         records = score_rows(
-            rows, index, config, strip_think=strip_think, progress=lambda: bar.advance(task_id)
-        )
+            rows, index, config, strip_think=strip_think, progress=lambda: bar.advance(task_id),
+            workers=api_concurrency if corpus.startswith("api:") else 1,
+        )  # fmt: skip
     elapsed = time.perf_counter() - started
     write_rows(folder, records, config.lengths)
     summary = summarize_creativity(records, resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
@@ -173,8 +203,7 @@ def creativity_command(
             "max_l": max_l,
             "strip_think": strip_think,
             "samples": str(samples),
-            "corpus": str(corpus),
-            "corpus_words": index.num_words,
+            **described,
             "bootstrap": {"resamples": bootstrap, "seed": DEFAULT_BOOTSTRAP_SEED},
             "score_s": elapsed,
         },
@@ -219,13 +248,17 @@ def print_creativity_table(
 def make_app() -> typer.Typer:
     """The `creativity` sub-app: `creativity --samples S --corpus IDX --out DIR` scores directly;
     `creativity index-build` builds the index and `creativity score` is the scoring command."""
-    app = typer.Typer(help="Creativity index against a local reference-corpus index.")
+    app = typer.Typer(
+        help="Creativity index against a local reference-corpus index or the infini-gram API."
+    )
 
     @app.callback(invoke_without_command=True)
     def creativity(
         ctx: typer.Context,
         samples: Annotated[str | None, typer.Option(help="Run folder or samples JSONL.")] = None,
-        corpus: Annotated[Path | None, typer.Option(help="Index folder (index-build).")] = None,
+        corpus: Annotated[
+            str | None, typer.Option(help="Index folder (index-build) or api:<index>.")
+        ] = None,
         out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
         min_l: Annotated[int, typer.Option(help="Shortest span length L counted.")] = 5,
         max_l: Annotated[int, typer.Option(help="Longest span length L counted.")] = 12,
