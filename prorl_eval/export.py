@@ -186,32 +186,53 @@ def _lm_eval_samples(data: RunData, task: str, values: dict[str, np.ndarray], fo
 
 def export_lighteval(data: RunData, out: Path) -> list[Path]:
     """lighteval's results JSON and details parquet files (see the module doc)."""
-    import pandas as pd
-
     model = _sanitized(data.model)
-    results, details_files = {}, []
     details = out / "details" / model / data.date
     details.mkdir(parents=True, exist_ok=True)
+    results, files = {}, []
     for task in data.results["tasks"]:
         values = data.per_problem(task)
         key = f"{task}|0"
         results[key] = {name: float(per.mean()) for name, per in values.items()}
         results[key].update({f"{name}_stderr": _stderr(per) for name, per in values.items()})
-        frame = pd.DataFrame([
-            {"doc": json.dumps({"problem_id": pid, "query": rows[0].get("prompt", ""),
-                                "gold": rows[0].get("gold_answer")}),
-             "model_response": json.dumps({"text": [r.get("response", "") for r in rows]}),
-             "metric": json.dumps({name: float(per[i]) for name, per in values.items()})}
-            for i, (pid, rows) in enumerate(data.problems[task].items())
-        ])  # fmt: skip
-        path = details / f"details_{_sanitized(key)}_{data.date}.parquet"
-        frame.to_parquet(path, index=False)
-        details_files.append(path)
+        files.append(_lighteval_details(data, task, values, details / f"details_"
+                                        f"{_sanitized(key)}_{data.date}.parquet"))  # fmt: skip
     shared = set.intersection(*(set(v) for v in results.values())) if results else set()
-    results["all"] = {name: float(np.mean([v[name] for v in results.values()])) for name in
-                      sorted(shared)}  # fmt: skip
+    results["all"] = {name: float(np.mean([v[name] for v in results.values()]))
+                      for name in sorted(shared)}  # fmt: skip
+    final = {
+        name: {key.replace("|", ":"): value for key, value in part.items()}
+        for name, part in _lighteval_document(data, results).items()
+    }  # lighteval's generate_final_dict writes "|" as ":" in every key
+    folder = out / "results" / model
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"results_{data.date}.json"
+    write_json_atomic(path, final)
+    return [path, *files]
+
+
+def _lighteval_details(data: RunData, task: str, values: dict[str, np.ndarray], path: Path) -> Path:
+    """One row per problem: the doc, the model's responses, the metric values (JSON text)."""
+    import pandas as pd
+
+    records = []
+    for i, (pid, rows) in enumerate(data.problems[task].items()):
+        doc = {"problem_id": pid, "query": rows[0].get("prompt", ""),
+               "gold": rows[0].get("gold_answer")}  # fmt: skip
+        records.append({
+            "doc": json.dumps(doc),
+            "model_response": json.dumps({"text": [r.get("response", "") for r in rows]}),
+            "metric": json.dumps({name: float(per[i]) for name, per in values.items()}),
+        })  # fmt: skip
+    pd.DataFrame(records).to_parquet(path, index=False)
+    return path
+
+
+def _lighteval_document(data: RunData, results: dict[str, Any]) -> dict[str, Any]:
+    """The results file's sections, as lighteval's EvaluationTracker fills them."""
     counts = {f"{t}|0": sum(len(r) for r in data.problems[t].values()) for t in data.problems}
-    document = {
+    summary = {"hashes": {}, "truncated": 0, "padded": 0}
+    return {
         "config_general": {
             "lighteval_sha": None,
             "num_fewshot_seeds": 1,
@@ -233,33 +254,20 @@ def export_lighteval(data: RunData, out: Path) -> list[Path]:
         },
         "summary_tasks": {
             key: {
-                "hashes": {},
-                "truncated": 0,
-                "non_truncated": count,
-                "padded": 0,
-                "non_padded": count,
+                **summary,
+                "non_truncated": n,
+                "non_padded": n,
                 "effective_few_shots": 0.0,
                 "num_truncated_few_shots": 0,
             }
-            for key, count in counts.items()
+            for key, n in counts.items()
         },
         "summary_general": {
-            "hashes": {},
-            "truncated": 0,
+            **summary,
             "non_truncated": sum(counts.values()),
-            "padded": 0,
             "non_padded": sum(counts.values()),
         },
     }
-    final = {
-        name: {key.replace("|", ":"): value for key, value in part.items()}
-        for name, part in document.items()
-    }  # lighteval's generate_final_dict writes "|" as ":" in every key
-    folder = out / "results" / model
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"results_{data.date}.json"
-    write_json_atomic(path, final)
-    return [path, *details_files]
 
 
 def export_run(folder: str | Path, fmt: str, out: str | Path) -> list[Path]:

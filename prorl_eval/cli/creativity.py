@@ -124,48 +124,62 @@ def _print_build_stats(stats: Any, out: Path) -> None:
     Console().print(table)
 
 
+# The infini-gram API options of `creativity score` (`--corpus api:<index>`).
+Match = Annotated[
+    str,
+    typer.Option(
+        help="api: words (spans as text) or tokens (spans tokenized with --tokenizer, as the "
+        "reference implementation)."
+    ),
+]
+TokenizerOption = Annotated[
+    str | None,
+    typer.Option("--tokenizer", help="api, --match tokens: hub id or folder (Llama-2's)."),
+]
+ApiUrl = Annotated[str | None, typer.Option(help="api: the API's URL.")]
+ApiCache = Annotated[
+    Path | None,
+    typer.Option(help="api: answer cache file (default ~/.cache/prorl/infini-gram.sqlite)."),
+]
+ApiConcurrency = Annotated[int, typer.Option(help="api: requests in flight.")]
+ApiRate = Annotated[float, typer.Option(help="api: requests per second at most.")]
+ApiRetries = Annotated[int, typer.Option(help="api: retries of a failed request.")]
+
+
+Samples = Annotated[str, typer.Option(help="Run folder or samples JSONL file to score.")]
+Corpus = Annotated[
+    str,
+    typer.Option(
+        help="Index folder built by `prorl-eval creativity index-build`, or api:<index> for the "
+        "infini-gram API (e.g. api:v4_dolma-v1_7_llama, api:v4_rpj_llama_s4)."
+    ),
+]
+Out = Annotated[
+    Path, typer.Option(help="Output folder: creativity.jsonl/.csv and creativity_summary.json.")
+]
+MinL = Annotated[int, typer.Option(help="Shortest span length L counted (paper: 5).")]
+MaxL = Annotated[int, typer.Option(help="Longest span length L counted (paper: 12).")]
+StripThink = Annotated[bool, typer.Option(help="Score only the text outside <think>…</think>.")]
+
+
 def creativity_command(
-    samples: Annotated[str, typer.Option(help="Run folder or samples JSONL file to score.")],
-    corpus: Annotated[
-        str,
-        typer.Option(
-            help="Index folder built by `prorl-eval creativity index-build`, or api:<index> for "
-            "the infini-gram API (e.g. api:v4_dolma-v1_7_llama, api:v4_rpj_llama_s4)."
-        ),
-    ],
-    out: Annotated[
-        Path, typer.Option(help="Output folder: creativity.jsonl/.csv and creativity_summary.json.")
-    ],
-    min_l: Annotated[int, typer.Option(help="Shortest span length L counted (paper: 5).")] = 5,
-    max_l: Annotated[int, typer.Option(help="Longest span length L counted (paper: 12).")] = 12,
-    strip_think: Annotated[
-        bool, typer.Option(help="Score only the text outside <think>…</think>.")
-    ] = False,
+    samples: Samples,
+    corpus: Corpus,
+    out: Out,
+    min_l: MinL = 5,
+    max_l: MaxL = 12,
+    strip_think: StripThink = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
-    match: Annotated[
-        str,
-        typer.Option(
-            help="api: words (spans as text) or tokens (spans tokenized with --tokenizer, as the "
-            "reference implementation)."
-        ),
-    ] = "words",
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(help="api, --match tokens: hub id or folder (default Llama-2's)."),
-    ] = None,
-    api_url: Annotated[str | None, typer.Option(help="api: the API's URL.")] = None,
-    api_cache: Annotated[
-        Path | None,
-        typer.Option(help="api: answer cache file (default ~/.cache/prorl/infini-gram.sqlite)."),
-    ] = None,
-    api_concurrency: Annotated[int, typer.Option(help="api: requests in flight.")] = 8,
-    api_rate: Annotated[float, typer.Option(help="api: requests per second at most.")] = 10.0,
-    api_retries: Annotated[int, typer.Option(help="api: retries of a failed request.")] = 5,
+    match: Match = "words",
+    tokenizer: TokenizerOption = None,
+    api_url: ApiUrl = None,
+    api_cache: ApiCache = None,
+    api_concurrency: ApiConcurrency = 8,
+    api_rate: ApiRate = 10.0,
+    api_retries: ApiRetries = 5,
 ) -> None:
     """Creativity index (Lu et al., 2024) of every response against a local corpus index or the
     infini-gram API."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from prorl_eval.analysis.creativity import CreativityConfig, summarize_creativity
     from prorl_eval.jsonio import ensure_writable_dir, write_json_atomic
     from prorl_eval.passk import DEFAULT_BOOTSTRAP_SEED
@@ -186,12 +200,8 @@ def creativity_command(
     folder = ensure_writable_dir(out)
     started = time.perf_counter()
     console = Console(stderr=True)
-    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
-        task_id = bar.add_task("scoring", total=len(rows))
-        records = score_rows(
-            rows, index, config, strip_think=strip_think, progress=lambda: bar.advance(task_id),
-            workers=api_concurrency if corpus.startswith("api:") else 1,
-        )  # fmt: skip
+    workers = api_concurrency if corpus.startswith("api:") else 1
+    records = _score_with_progress(rows, index, config, strip_think, workers, console)
     elapsed = time.perf_counter() - started
     write_rows(folder, records, config.lengths)
     summary = summarize_creativity(records, resamples=bootstrap, seed=DEFAULT_BOOTSTRAP_SEED)
@@ -210,6 +220,19 @@ def creativity_command(
     )
     print_creativity_table(summary, config, Console())
     console.print(f"per-response rows and summary written to {folder}")
+
+
+def _score_with_progress(
+    rows: list[Any], index: Any, config: Any, strip_think: bool, workers: int, console: Console
+) -> list[dict[str, Any]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task_id = bar.add_task("scoring", total=len(rows))
+        return score_rows(
+            rows, index, config, strip_think=strip_think, progress=lambda: bar.advance(task_id),
+            workers=workers,
+        )  # fmt: skip
 
 
 def print_creativity_table(

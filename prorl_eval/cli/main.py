@@ -81,42 +81,13 @@ def pass_at_k_command(
     max_batch_tokens: opt.MaxBatchTokens = opt.DEFAULT_MAX_BATCH_TOKENS,
     dtype: opt.Dtype = "auto",
     max_model_len: opt.MaxModelLen = None,
-    samples: Annotated[
-        Path | None,
-        typer.Option(help="Recompute pass@k from this samples JSONL instead of generating."),
-    ] = None,
+    samples: opt.SamplesFile = None,
     bootstrap: opt.Bootstrap = 1000,
-    allow_problem_mismatch: Annotated[
-        bool,
-        typer.Option(
-            help="With --samples: go on (warning with counts) when rows of one problem id record "
-            "different problem fingerprints. A resumed run never mixes problems."
-        ),
-    ] = False,
-    by: Annotated[
-        str | None,
-        typer.Option(
-            help="Also break each task's results down by these problem tags, e.g. level,subject "
-            "(MATH-500), difficulty (LiveCodeBench), category (Reasoning Gym)."
-        ),
-    ] = None,
-    maj: Annotated[
-        bool,
-        typer.Option(
-            "--maj",
-            help="Require maj@k for every task (it is reported anyway where the verifier "
-            "extracts answers); a task without answers to vote on is an error.",
-        ),
-    ] = False,
-    wandb: Annotated[
-        bool,
-        typer.Option(
-            "--wandb",
-            help="Also log the results to Weights & Biases (WANDB_MODE=offline writes them under "
-            "--out/wandb/ without network).",
-        ),
-    ] = False,
-    wandb_project: Annotated[str, typer.Option(help="W&B project for --wandb.")] = "prorl",
+    allow_problem_mismatch: opt.AllowMismatchSamples = False,
+    by: opt.By = None,
+    maj: opt.Maj = False,
+    wandb: opt.Wandb = False,
+    wandb_project: opt.WandbProject = "prorl",
 ) -> None:
     """Generate n samples per problem, score them, and report unbiased pass@k with 95% CIs
     (and avg@k, maj@k, lengths and breakdowns in results.json)."""
@@ -139,11 +110,16 @@ def pass_at_k_command(
         config = opt.make_eval_config(out, model, k, **options)
         config = dataclasses.replace(config, by=fields, require_maj=maj)
         results = opt.run_with_progress(config, err_console)
+    _show_results(results, out, wandb_project if wandb else None)
+
+
+def _show_results(results: dict[str, Any], out: Path, wandb_project: str | None) -> None:
+    """The table, the skipped tasks, where results went, and the W&B run when asked for."""
     print_results_table(results, out_console)
     for name, reason in results.get("skipped_tasks", {}).items():
         err_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
     err_console.print(f"results written to {Path(out) / 'results.json'}")
-    if wandb:
+    if wandb_project is not None:
         from prorl_eval.wandb_logging import log_eval_results
 
         where = log_eval_results(results, Path(out), wandb_project)

@@ -83,6 +83,41 @@ AllowMismatch = Annotated[
         "and problem id (problem fingerprints); by default that is an error."
     ),
 ]
+SamplesFile = Annotated[
+    Path | None,
+    typer.Option(help="Recompute pass@k from this samples JSONL instead of generating."),
+]
+AllowMismatchSamples = Annotated[
+    bool,
+    typer.Option(
+        help="With --samples: go on (warning with counts) when rows of one problem id record "
+        "different problem fingerprints. A resumed run never mixes problems."
+    ),
+]
+By = Annotated[
+    str | None,
+    typer.Option(
+        help="Also break each task's results down by these problem tags, e.g. level,subject "
+        "(MATH-500), difficulty (LiveCodeBench), category (Reasoning Gym)."
+    ),
+]
+Maj = Annotated[
+    bool,
+    typer.Option(
+        "--maj",
+        help="Require maj@k for every task (it is reported anyway where the verifier extracts "
+        "answers); a task without answers to vote on is an error.",
+    ),
+]
+Wandb = Annotated[
+    bool,
+    typer.Option(
+        "--wandb",
+        help="Also log the results to Weights & Biases (WANDB_MODE=offline writes them under "
+        "--out/wandb/ without network).",
+    ),
+]
+WandbProject = Annotated[str, typer.Option(help="W&B project for --wandb.")]
 
 # The options that make the runner's SamplingConfig.
 SAMPLING_FIELDS = (
