@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir
 from oracles import maj_at_k_enumerated, pass_at_k_loop
 
 import prorl_eval
@@ -155,13 +154,18 @@ def test_cli_recompute_with_by_and_maj(tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "p" / "results.json").exists()
 
 
-def test_load_problems_gives_what_a_run_saw():
+def test_load_problems_gives_what_a_run_saw(tmp_path):
     frame = prorl_eval.load_problems("gym:basic_arithmetic", limit=3)
     assert list(frame.problem_id) == ["0", "1", "2"]
     assert frame["tag.category"].unique().tolist() == ["arithmetic"]
     assert frame.prompt[0].startswith(frame.question[0]) and frame.gold_answer[0]
-    math = prorl_eval.load_problems("math500", limit=2, data_dir=str(shared_data_dir()))
-    assert {"tag.level", "tag.subject"} <= set(math.columns)
+    (tmp_path / "math").mkdir()
+    rows = [{"problem": f"What is {i} + {i}?", "answer": str(2 * i), "subject": "Algebra",
+             "level": i, "unique_id": f"test/algebra/{i}.json"} for i in (1, 2)]  # fmt: skip
+    (tmp_path / "math" / "math500.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    math = prorl_eval.load_problems("math500", data_dir=str(tmp_path))
+    assert math["tag.level"].tolist() == ["1", "2"] and math.gold_answer.tolist() == ["2", "4"]
+    assert math.problem_id.tolist() == ["test/algebra/1.json", "test/algebra/2.json"]
     fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
     code = prorl_eval.load_problems("livecodebench:release_v2?difficulty=hard", data_dir=fixtures)
     assert list(code.problem_id) == ["3003", "abc901_b"] and code.gold_answer.isna().all()
