@@ -9,6 +9,8 @@ the response's tokens::
 
     grpo          A_i = (r_i - mean_g) / (std_g + eps)          (GRPO, DAPO, ProRL)
     grpo_no_std   A_i =  r_i - mean_g                           (Dr. GRPO)
+    rloo          A_i =  r_i - mean_{j in g, j != i} r_j = n_g / (n_g - 1) (r_i - mean_g)
+                                                                (RLOO, Ahmadian et al., 2024)
     reinforce_pp  c_i =  r_i - mean_g;  A_i = (c_i - mean_B(c)) / (std_B(c) + eps)
 
 where ``mean_g`` / ``std_g`` are taken over the group of ``i`` and ``mean_B`` / ``std_B`` over
@@ -116,6 +118,13 @@ def _grpo_no_std(rewards_B: Tensor, group_B: Tensor, num_groups: int, eps: float
     return dev_B
 
 
+def _rloo(rewards_B: Tensor, group_B: Tensor, num_groups: int, eps: float) -> Tensor:
+    """RLOO: each response's reward minus the mean of the other responses of its group."""
+    dev_B, _ = _centred(rewards_B, group_B, num_groups)
+    count_B = group_stats(rewards_B, group_B, num_groups)["count"][group_B]
+    return torch.where(count_B > 1, dev_B * count_B / (count_B - 1).clamp(min=1), 0.0 * dev_B)
+
+
 def _reinforce_pp(rewards_B: Tensor, group_B: Tensor, num_groups: int, eps: float) -> Tensor:
     """REINFORCE++-baseline: group-centre, then whiten with the batch mean and unbiased std."""
     dev_B, _ = _centred(rewards_B, group_B, num_groups)
@@ -128,6 +137,7 @@ def _reinforce_pp(rewards_B: Tensor, group_B: Tensor, num_groups: int, eps: floa
 ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {
     "grpo": _grpo,
     "grpo_no_std": _grpo_no_std,
+    "rloo": _rloo,
     "reinforce_pp": _reinforce_pp,
 }
 

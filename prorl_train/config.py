@@ -244,11 +244,17 @@ def _check_choice(name: str, value: str, table: dict) -> None:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The policy objective (pure maths in advantages.py / losses.py)."""
+    """The policy objective (pure maths in advantages.py / losses.py).
 
-    advantage: str = _f("grpo", "Advantage estimator: grpo, grpo_no_std or reinforce_pp.")
+    Dr. GRPO (Liu et al., 2025) is the combination advantage=grpo_no_std with
+    aggregation=seq-mean-token-sum: no std scaling, and a per-sequence token sum (Dr. GRPO divides
+    it by a constant, the generation budget, which only rescales the learning rate)."""
+
+    advantage: str = _f("grpo", "Advantage estimator: grpo, grpo_no_std, rloo or reinforce_pp.")
+    policy_loss: str = _f("ppo", "Surrogate: ppo (clipped), gspo (sequence ratio) or cispo.")
     clip_low: float = _f(0.2, "Lower clip range: ratio >= 1 - clip_low.")
     clip_high: float = _f(0.4, "Upper clip range (clip-higher): ratio <= 1 + clip_high.")
+    clip_ratio_c: float = _f(0.0, "Dual clip (ppo): cap A < 0 tokens at -c A; 0 off, else > 1.")
     kl_beta: float = _f(1e-4, "KL penalty weight; 0 loads no reference model.")
     kl_estimator: str = _f("k3", "KL estimator: k1, k2 or k3.")
     aggregation: str = _f("token-mean", "Loss aggregation: token-mean, seq-mean-token-mean, ...")
@@ -258,11 +264,17 @@ class LossConfig:
 
     def validate(self) -> None:
         from prorl_train.advantages import ADVANTAGE_ESTIMATORS
-        from prorl_train.losses import AGGREGATIONS, KL_ESTIMATORS
+        from prorl_train.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 
         _check_choice("loss.advantage", self.advantage, ADVANTAGE_ESTIMATORS)
         _check_choice("loss.kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         _check_choice("loss.aggregation", self.aggregation, AGGREGATIONS)
+        _check_choice("loss.policy_loss", self.policy_loss, POLICY_LOSSES)
+        if self.clip_ratio_c and (self.clip_ratio_c <= 1 or self.policy_loss != "ppo"):
+            raise UserError(
+                f"loss.clip_ratio_c (dual clip) must be 0 or > 1 and needs loss.policy_loss=ppo "
+                f"(got {self.clip_ratio_c}, {self.policy_loss})."
+            )
         if not 0 <= self.clip_low < 1 or self.clip_high < 0:
             raise UserError(
                 f"need 0 <= loss.clip_low < 1 and loss.clip_high >= 0 "

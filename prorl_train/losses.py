@@ -37,7 +37,18 @@ Papers and departures
 * Clip-higher: DAPO (Yu et al., 2025) decouples eps_low / eps_high (0.2 / 0.28); ProRL uses
   0.2 / 0.4, our defaults. With A > 0 the gradient vanishes once ratio > 1 + eps_high, so a
   larger eps_high lets unlikely tokens with positive advantage grow further per update.
-* No dual clip (Ye et al., 2020); neither DAPO nor ProRL uses it.
+* :data:`POLICY_LOSSES` -- the per-token surrogate, for ablations (``loss.policy_loss``)::
+
+      ppo    max(-A r, -A clip(r))                  (above; ProRL, DAPO, GRPO)
+             with dual clip c > 1 (Ye et al., 2020; ``loss.clip_ratio_c``), A < 0 tokens are
+             capped at -c A: ``min(max(-A r, -A clip(r)), -c A)``
+      gspo   the same with the sequence ratio s_b = exp(mean_t log r_t) in place of r_t, as
+             GSPO-token (Zheng et al., 2025): value s_b, gradient s_b * grad log pi_t; GSPO's
+             clip ranges are ~3e-4 / 4e-4, not PPO's
+      cispo  -sg(clip(r, 1 - eps_low, 1 + eps_high)) * A * log pi_t  (MiniMax-M1, 2025): the
+             importance weight is clipped and detached, so every token keeps a gradient;
+             MiniMax uses no lower bound (set loss.clip_low close to 1)
+* Neither DAPO nor ProRL uses dual clip; it is off (``clip_ratio_c = 0``) by default.
 * The log-ratio is clamped to [-20, 20] before ``exp`` only to avoid overflow (verl does the
   same); such a token's gradient is then zero, which also the clipping would mostly give.
 * As a *loss* (gradient through the sampled log-probs only, samples held fixed), the expected
@@ -70,6 +81,7 @@ __all__ = [
     "K3_MAX",
     "KL_ESTIMATORS",
     "LOG_RATIO_LIMIT",
+    "POLICY_LOSSES",
     "entropy_from_logits",
     "kl_penalty",
     "policy_loss",
@@ -137,6 +149,47 @@ def _check_bt(name: str, x: Tensor, ref: Tensor) -> None:
 # ------------------------------------------------------------------------------ policy loss
 
 
+def _ppo(logp_BT, old_BT, adv_BT, mask_BT, clip_low, clip_high, clip_ratio_c):
+    """PPO's clipped surrogate with decoupled ranges; dual clip when ``clip_ratio_c > 0``."""
+    log_ratio_BT = (logp_BT - old_BT).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
+    ratio_BT = torch.exp(log_ratio_BT)
+    clipped_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)
+    loss_BT = torch.maximum(-adv_BT * ratio_BT, -adv_BT * clipped_BT)
+    if clip_ratio_c > 0:
+        capped_BT = torch.minimum(loss_BT, -adv_BT * clip_ratio_c)
+        loss_BT = torch.where(adv_BT < 0, capped_BT, loss_BT)
+    return loss_BT, log_ratio_BT
+
+
+def _gspo(logp_BT, old_BT, adv_BT, mask_BT, clip_low, clip_high, clip_ratio_c):
+    """GSPO-token: the clipped surrogate on ``sg(s_b) * pi_t / sg(pi_t)``."""
+    valid_BT = mask_BT.bool()
+    diff_BT = torch.where(valid_BT, logp_BT - old_BT, torch.zeros_like(logp_BT))
+    n_B = valid_BT.sum(-1).clamp(min=1).to(logp_BT.dtype)
+    seq_log_ratio_B = (diff_BT.sum(-1) / n_B).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
+    log_ratio_BT = seq_log_ratio_B.detach()[:, None] + logp_BT - logp_BT.detach()
+    ratio_BT = torch.exp(log_ratio_BT)
+    clipped_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)
+    loss_BT = torch.maximum(-adv_BT * ratio_BT, -adv_BT * clipped_BT)
+    return loss_BT, seq_log_ratio_B.detach()[:, None].expand_as(logp_BT)
+
+
+def _cispo(logp_BT, old_BT, adv_BT, mask_BT, clip_low, clip_high, clip_ratio_c):
+    """CISPO: REINFORCE weighted by the clipped, detached importance ratio."""
+    log_ratio_BT = (logp_BT - old_BT).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
+    weight_BT = torch.exp(log_ratio_BT).clamp(1.0 - clip_low, 1.0 + clip_high).detach()
+    return -weight_BT * adv_BT * logp_BT, log_ratio_BT
+
+
+# (logp, old_logp (detached), advantages (B, T), mask, clip_low, clip_high, clip_ratio_c) ->
+# (per-token loss, the log-ratio the statistics describe)
+POLICY_LOSSES: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
+    "ppo": _ppo,
+    "gspo": _gspo,
+    "cispo": _cispo,
+}
+
+
 def policy_loss(
     logp_BT: Tensor,
     old_logp_BT: Tensor,
@@ -146,6 +199,8 @@ def policy_loss(
     clip_low: float = 0.2,
     clip_high: float = 0.4,
     aggregation: str = "token-mean",
+    kind: str = "ppo",
+    clip_ratio_c: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
     """Clipped policy-gradient loss with decoupled clip range; returns ``(loss, stats)``.
 
@@ -161,8 +216,11 @@ def policy_loss(
     ``tokens`` (the number of valid tokens).
     """
     aggregate = _lookup(AGGREGATIONS, aggregation, "aggregation")
+    surrogate = _lookup(POLICY_LOSSES, kind, "policy loss")
     if clip_low < 0 or clip_low >= 1 or clip_high < 0:
         raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low}, {clip_high}")
+    if clip_ratio_c and (clip_ratio_c <= 1 or kind != "ppo"):
+        raise ValueError(f"dual clip needs ppo and clip_ratio_c > 1 (got {kind}, {clip_ratio_c})")
     _check_bt("old_logp_BT", old_logp_BT, logp_BT)
     _check_bt("mask_BT", mask_BT, logp_BT)
     adv_BT = advantages_B.detach().to(logp_BT.dtype)
@@ -170,10 +228,9 @@ def policy_loss(
         adv_BT = adv_BT[:, None].expand_as(logp_BT)
     _check_bt("advantages (B,) or (B, T)", adv_BT, logp_BT)
 
-    log_ratio_BT = (logp_BT - old_logp_BT.detach()).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
-    ratio_BT = torch.exp(log_ratio_BT)
-    clipped_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)
-    loss_BT = torch.maximum(-adv_BT * ratio_BT, -adv_BT * clipped_BT)
+    loss_BT, log_ratio_BT = surrogate(
+        logp_BT, old_logp_BT.detach(), adv_BT, mask_BT, clip_low, clip_high, clip_ratio_c
+    )
     loss = aggregate(loss_BT, mask_BT)
     stats = _policy_stats(log_ratio_BT.detach(), adv_BT, mask_BT.bool(), clip_low, clip_high)
     return loss, stats

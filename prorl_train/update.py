@@ -271,6 +271,8 @@ def micro_loss(
         clip_low=cfg.loss.clip_low,
         clip_high=cfg.loss.clip_high,
         aggregation=cfg.loss.aggregation,
+        kind=cfg.loss.policy_loss,
+        clip_ratio_c=cfg.loss.clip_ratio_c,
     )
     extra = {"pg_loss": float(loss.detach())}
     if ctx.ref is not None:

@@ -22,6 +22,7 @@ def _advantages_loop(rewards: list[float], ids: list[int], estimator: str, eps: 
         members.setdefault(gid, []).append(i)
     centred = [0.0] * len(rewards)
     scaled = [0.0] * len(rewards)
+    left_out = [0.0] * len(rewards)
     for idx in members.values():
         values = [rewards[i] for i in idx]
         if max(values) == min(values):
@@ -31,10 +32,14 @@ def _advantages_loop(rewards: list[float], ids: list[int], estimator: str, eps: 
         for i in idx:
             centred[i] = rewards[i] - mean
             scaled[i] = (rewards[i] - mean) / (std + eps)
+            others = [rewards[j] for j in idx if j != i]  # RLOO: the mean of the others
+            left_out[i] = rewards[i] - sum(others) / len(others)
     if estimator == "grpo":
         return scaled
     if estimator == "grpo_no_std":
         return centred
+    if estimator == "rloo":
+        return left_out
     assert estimator == "reinforce_pp"
     n = len(centred)
     mean = sum(centred) / n
