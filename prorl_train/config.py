@@ -132,8 +132,12 @@ class RolloutConfig:
     system_prompt: str | None = _f(None, "System prompt prepended to every rollout.")
     generate_batch_size: int = _f(64, "Sequences per generate call.")
     overlong: str = _f(
-        "mask", "Truncated responses: mask (no loss), zero (reward 0) or keep (as scored)."
+        "mask",
+        "Truncated responses: mask (no loss), zero (reward 0), keep (as scored), or soft (DAPO's "
+        "soft overlong punishment: a length penalty over the last overlong_buffer tokens).",
     )
+    overlong_buffer: int = _f(0, "soft: tokens before max_new_tokens where the penalty ramps up.")
+    overlong_penalty: float = _f(1.0, "soft: the penalty at max_new_tokens (DAPO: 1.0).")
     dynamic_sampling: bool = _f(True, "Drop groups whose accuracy is 0 or 1 and refill (DAPO).")
     filter_criterion: str = _f("accuracy", "Dynamic-sampling test: accuracy or reward_std.")
     max_extra_rounds: int = _f(3, "Extra generation rounds allowed to refill a filtered batch.")
@@ -171,8 +175,21 @@ class RolloutConfig:
         if not 0 < self.top_p <= 1:
             raise UserError(f"rollout.top_p must be in (0, 1] (got {self.top_p}).")
         _check_schedule(self.length_schedule)
-        if self.overlong not in ("mask", "zero", "keep"):
-            raise UserError(f"rollout.overlong must be mask, zero or keep (got {self.overlong}).")
+        if self.overlong not in ("mask", "zero", "keep", "soft"):
+            raise UserError(
+                f"rollout.overlong must be mask, zero, keep or soft (got {self.overlong})."
+            )
+        if self.overlong == "soft" and (self.overlong_buffer <= 0 or self.overlong_penalty < 0):
+            raise UserError(
+                "rollout.overlong=soft needs rollout.overlong_buffer > 0 (DAPO: 4096 of 20480) "
+                "and rollout.overlong_penalty >= 0."
+            )
+        shortest = min(tokens for _, tokens in self.length_schedule)
+        if self.overlong == "soft" and self.overlong_buffer >= shortest:
+            raise UserError(
+                f"rollout.overlong_buffer ({self.overlong_buffer}) must be below the shortest "
+                f"response budget of rollout.length_schedule ({shortest})."
+            )
         from prorl_train.dynamic_sampling import FILTER_CRITERIA
 
         _check_choice("rollout.filter_criterion", self.filter_criterion, FILTER_CRITERIA)

@@ -3,7 +3,9 @@
 Prompts are rendered with the shared `render_prompt` (chat template, system prompt) exactly as
 `prorl-eval` renders them, and every response is scored by its task's verifier through the shared
 `Scorer`: the reward *is* the eval score. Overlong (truncated) responses are kept as scored,
-scored 0 (`overlong: zero`) or kept out of the loss (`overlong: mask`). With dynamic sampling,
+scored 0 (`overlong: zero`), kept out of the loss (`overlong: mask`), or, with `overlong: soft`,
+charged DAPO's length penalty over the last `overlong_buffer` tokens of the budget (correctness
+stays the verifier's). With dynamic sampling,
 groups whose accuracy is 0 or 1 are dropped and new prompts are drawn for at most
 `max_extra_rounds` extra rounds to refill the batch (DAPO); the step then trains on what it has.
 
@@ -29,7 +31,7 @@ from prorl_eval.seeds import derive_seed
 from prorl_train.data import DataMix, PromptItem
 
 if TYPE_CHECKING:
-    from prorl_train.config import TrainConfig
+    from prorl_train.config import RolloutConfig, TrainConfig
 
 
 class RolloutEngine(Protocol):
@@ -149,10 +151,11 @@ def generate_and_score(
     sampling: SamplingConfig,
     n: int,
     seed: int,
-    overlong: str,
+    rollout: RolloutConfig,
     timing: dict[str, float],
 ) -> Rollouts:
-    """n responses per prompt item, decoded and scored by the tasks' verifiers."""
+    """n responses per prompt item, decoded and scored by the tasks' verifiers; truncated ones
+    handled as `rollout.overlong` says."""
     prompts = [render_prompt(tokenizer, item.prompt, sampling) for item in items]
     started = time.perf_counter()
     samples = engine.sample(prompts, n, seed, sampling)
@@ -174,12 +177,37 @@ def generate_and_score(
     scores = scorer.score(jobs)
     timing["score_s"] += time.perf_counter() - started
     thresholds = [item.task.threshold for item in items for _ in range(n)]
-    for score, truncated, threshold in zip(scores, out.truncated, thresholds, strict=True):
-        reward = 0.0 if truncated and overlong == "zero" else score.value
-        out.rewards.append(reward)
+    policy = rollout.overlong
+    rows = zip(scores, out.truncated, thresholds, out.response_ids, strict=True)
+    for score, truncated, threshold, response in rows:
+        reward = 0.0 if truncated and policy == "zero" else score.value
         out.correct.append(reward >= threshold)
-        out.loss_mask.append(not (truncated and overlong == "mask"))
+        if policy == "soft":  # correctness stays the verifier's; the reward pays for length
+            length = sampling.max_new_tokens if truncated else len(response)  # cut: the budget
+            reward += soft_overlong_penalty(
+                length,
+                sampling.max_new_tokens,
+                rollout.overlong_buffer,
+                rollout.overlong_penalty,
+            )
+        out.rewards.append(reward)
+        out.loss_mask.append(not (truncated and policy == "mask"))
     return out
+
+
+def soft_overlong_penalty(length: int, max_len: int, buffer: int, factor: float) -> float:
+    """DAPO's soft overlong punishment (Yu et al., 2025, eq. 13): 0 up to `max_len - buffer`
+    tokens, then falling linearly to `-factor` at `max_len`, and `-factor` beyond it.
+
+    >>> [soft_overlong_penalty(n, 100, 20, 1.0) for n in (80, 90, 100)]
+    [0.0, -0.5, -1.0]
+    """
+    free = max_len - buffer
+    if length <= free:
+        return 0.0
+    if length > max_len:
+        return -factor
+    return (free - length) / buffer * factor
 
 
 def keep_informative(batch: Rollouts, criterion: str) -> tuple[list[bool], dict[str, float]]:
@@ -223,9 +251,7 @@ def collect_rollouts(
             break
         items = mix.draw(missing)
         seed = derive_seed(cfg.seed, "rollout", step, rounds)
-        batch = generate_and_score(
-            engine, items, scorer, tokenizer, sampling, r.n, seed, r.overlong, timing
-        )
+        batch = generate_and_score(engine, items, scorer, tokenizer, sampling, r.n, seed, r, timing)
         generated.extend(batch)
         keep = None
         if r.dynamic_sampling:

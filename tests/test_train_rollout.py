@@ -176,20 +176,43 @@ def test_round_limit_and_no_filtering(tmp_path, tokenizer):
 
 @pytest.mark.parametrize(
     ("overlong", "reward", "in_loss"),
-    [("keep", 1.0, True), ("zero", 0.0, True), ("mask", 1.0, False)],
+    [("keep", 1.0, True), ("zero", 0.0, True), ("mask", 1.0, False), ("soft", 0.0, True)],
 )
 def test_overlong_handling(tmp_path, tokenizer, overlong, reward, in_loss):
-    cfg = cfg_for(tmp_path, f"rollout.overlong={overlong}")
+    """soft: a right answer cut at max_new_tokens keeps correct=True but pays the full DAPO
+    penalty (1.0 at the budget), so its reward is 1 - 1 = 0."""
+    extra = ["rollout.overlong_buffer=4"] if overlong == "soft" else []
+    cfg = cfg_for(tmp_path, f"rollout.overlong={overlong}", *extra)
     mix = DataMix(cfg.data.mix, TaskOptions(), 0)
     items = [i for i in mix.draw(8) if PLAN[i.problem.question] == "right"][:1]
     engine = ScriptedEngine(tokenizer, PLAN, truncate=True)
     timing = {"rollout_s": 0.0, "score_s": 0.0}
     sampling = SamplingConfig(max_new_tokens=8)
     with Scorer({mix.names[0]: TaskOptions()}, tasks=mix.tasks) as scorer:
-        out = generate_and_score(engine, items, scorer, tokenizer, sampling, 2, 0, overlong, timing)
+        out = generate_and_score(
+            engine, items, scorer, tokenizer, sampling, 2, 0, cfg.rollout, timing
+        )
     assert out.truncated == [True, True]
+    assert out.correct == [overlong != "zero"] * 2  # soft keeps the verifier's verdict
     assert out.rewards == [reward, reward]
     assert out.loss_mask == [in_loss, in_loss]
     assert out.texts == ["Apple", "Apple"]
     # the prompt ids are the shared renderer's, so eval and training see the same tokens
     assert out.prompt_ids[0] == render_prompt(tokenizer, items[0].prompt, sampling)
+
+
+def test_soft_overlong_penalty_ramps_over_the_buffer():
+    from prorl_eval.errors import UserError
+    from prorl_train.rollout import soft_overlong_penalty
+
+    # DAPO's eq. 13 with L_max = 20 and L_cache = 4: free up to 16 tokens, then -1/4 per token
+    assert [soft_overlong_penalty(n, 20, 4, 1.0) for n in (10, 16, 17, 18, 20, 25)] == [
+        0.0, 0.0, -0.25, -0.5, -1.0, -1.0,
+    ]  # fmt: skip
+    assert soft_overlong_penalty(19, 20, 4, 0.5) == -0.375
+    for overrides, fragment in (
+        (["rollout.overlong=soft"], "needs rollout.overlong_buffer > 0"),
+        (["rollout.overlong=soft", "rollout.overlong_buffer=9000"], "below the shortest"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            load_config("cpu-smoke", overrides=overrides, out="x").validate()
