@@ -40,10 +40,10 @@ from prorl_eval.sandbox import SANDBOX_VERSION, Limits
 from prorl_eval.tasks.base import Problem, Score, Task
 from prorl_eval.tasks.code_extract import extract_code
 from prorl_eval.tasks.code_lcb_rules import (
-    LCB_REQUIREMENT,
     LCB_TIMEOUT_S,
     LcbTests,
     grade,
+    livecodebench_module,
     response_limits,
 )
 from prorl_eval.tasks.code_stdio import decode_tests
@@ -178,13 +178,7 @@ def _release_files(config: LcbConfig) -> list[Path]:
 
 
 def _problem_class() -> Any:
-    try:
-        from livecodebench.benchmarks.code_generation import CodeGenerationProblem
-    except ImportError:
-        raise UserError(
-            f"LiveCodeBench tasks need its harness: pip install --no-deps {LCB_REQUIREMENT}."
-        ) from None
-    return CodeGenerationProblem
+    return livecodebench_module("benchmarks.code_generation").CodeGenerationProblem
 
 
 def read_problem(row: dict[str, Any], where: str) -> Any:
@@ -263,18 +257,24 @@ class LcbTask(Task):
         release = config.source in RELEASES
         self.source = f"{LCB_HUB_ID} {config.source}" if release else config.source
         self._files: list[Path] | None = None
+        self._version: str | None = None
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        """The harness, the files read (names and digests), the time rule and the sandbox."""
-        from importlib import metadata
+        """The harness, the files read (names and digests), the time rule and the sandbox;
+        computed once (every sample row records it, and release files are large)."""
+        if self._version is None:
+            from importlib import metadata
 
-        files = ",".join(
-            f"{p.name}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()[:12]}"
-            for p in self._paths()
-        )
-        harness = f"nvidia-livecodebench=={metadata.version('nvidia-livecodebench')}"
-        return f"{harness};{files};timeout={self.config.timeout_s:g}s;{SANDBOX_VERSION}"
+            files = ",".join(
+                f"{p.name}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()[:12]}"
+                for p in self._paths()
+            )
+            harness = f"nvidia-livecodebench=={metadata.version('nvidia-livecodebench')}"
+            self._version = (
+                f"{harness};{files};timeout={self.config.timeout_s:g}s;{SANDBOX_VERSION}"
+            )
+        return self._version
 
     def _paths(self) -> list[Path]:
         if self._files is None:

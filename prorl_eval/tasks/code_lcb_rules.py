@@ -38,16 +38,22 @@ LCB_TIMEOUT_S = 6  # LiveCodeBench's default --evaluation_timeout, seconds per t
 _ENTRY = "_prorl_lcb_entry"
 
 
-def testing_util() -> Any:
-    """LiveCodeBench's `testing_util` module (a one-line error when the package is missing)."""
+def livecodebench_module(name: str) -> Any:
+    """`livecodebench.<name>` from nvidia-livecodebench (a one-line error when it is missing)."""
+    import importlib
+
     try:
-        from livecodebench.evaluation import testing_util as module
+        return importlib.import_module(f"livecodebench.{name}")
     except ImportError:
         raise UserError(
             f"LiveCodeBench tasks need its harness: pip install --no-deps {LCB_REQUIREMENT} "
             "(scripts/setup.sh installs it)."
         ) from None
-    return module
+
+
+def testing_util() -> Any:
+    """LiveCodeBench's `testing_util` module."""
+    return livecodebench_module("evaluation.testing_util")
 
 
 @dataclass(frozen=True)
