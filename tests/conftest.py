@@ -121,6 +121,18 @@ class ScriptedGenerator:
         return sum(r.n for call in self.calls for r in call)
 
 
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m prorl_eval.cli ARGS` in a fresh process (unbuffered), its output captured."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "prorl_eval.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 def shared_data_dir() -> Path:
     """The offline benchmark copies: $PRORL_DATA_DIR, else ../shared/data beside the checkout."""
     env = os.environ.get("PRORL_DATA_DIR")

@@ -11,22 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from prorl_eval.inference.vllm import vllm_available
 from prorl_eval.schema import read_samples
 
 QUICK = ["--limit", "2", "--n", "2", "--k", "1,2", "--max-new-tokens", "16"]
-
-
-def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "prorl_eval.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:

@@ -5,14 +5,11 @@ those tools' own helpers (lm-eval's `make_table` and file-name parsers, lighteva
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ScriptedGenerator
+from conftest import ScriptedGenerator, run_cli
 
 from prorl_eval.errors import UserError
 from prorl_eval.export import export_run
@@ -102,12 +99,7 @@ def test_bad_export_requests(run_folder, tmp_path):
         export_run(tmp_path, "lm-eval", tmp_path / "x")
     with pytest.raises(UserError, match="must differ from the run folder"):
         export_run(run_folder, "lm-eval", run_folder)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "prorl_eval.cli", "export", str(run_folder), "--format", "helm",
-         "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+    done = run_cli("export", str(run_folder), "--format", "helm", "--out", str(tmp_path / "o"))
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and lines == [
         "error: unknown export format 'helm'; use one of lm-eval, lighteval."

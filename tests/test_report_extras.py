@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from oracles import maj_at_k_enumerated
 
 from prorl_eval.analysis.curves import passk_curves, plot_passk_curves
@@ -67,11 +65,7 @@ def test_report_shows_voting_lengths_and_breakdowns(tmp_path):
     results = {"tasks": summarize(rows, [1, 2, 4], by=["level"], resamples=50), "ks": [1, 2, 4],
                "model": "m"}  # fmt: skip
     (run / "results.json").write_text(json.dumps(results))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "prorl_eval.cli", "report", str(run), "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    done = run_cli("report", str(run), "--out", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "r" / "report.md").read_text()
     summary = results["tasks"]["gym:t"]

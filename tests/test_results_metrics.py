@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from oracles import maj_at_k_enumerated, pass_at_k_loop
 
 import prorl_eval
@@ -131,12 +130,6 @@ def test_pandas_loaders(tmp_path):
     assert not frame.truncated_share.isna().any()
     parts = prorl_eval.load_breakdowns(tmp_path)
     assert set(parts.value) == {"Level 1", "Level 2", "Level 3"} and len(parts) == 3 * len(KS)
-
-
-def run_cli(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "prorl_eval.cli", *args], capture_output=True,
-                          text=True, timeout=300, env=env)  # fmt: skip
 
 
 def test_cli_recompute_with_by_and_maj(tmp_path):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
-from conftest import make_config, read_wandb_run, settings
+from conftest import make_config, read_wandb_run, run_cli, settings
 
 from prorl_eval.errors import UserError
 
@@ -30,11 +28,8 @@ def test_eval_results_go_to_a_wandb_run(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "scored"
-    done = subprocess.run(
-        [sys.executable, "-m", "prorl_eval.cli", "pass-at-k", "--samples", str(samples),
-         "--k", "1,4", "--out", str(out), "--wandb", "--wandb-project", "tests"],
-        capture_output=True, text=True, timeout=300, env={**os.environ},
-    )  # fmt: skip
+    done = run_cli("pass-at-k", "--samples", str(samples), "--k", "1,4", "--out", str(out),
+                   "--wandb", "--wandb-project", "tests")  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads((out / "results.json").read_text())["tasks"]["t"]
     run = read_wandb_run(out)
