@@ -32,6 +32,7 @@ import numpy as np
 
 from prorl_eval.errors import UserError
 from prorl_eval.jsonio import read_json, write_json_atomic
+from prorl_eval.metrics import is_correct
 from prorl_eval.passk import pass_at_k
 from prorl_eval.runstore import MANIFEST_FILE, RESULTS_FILE, SAMPLES_FILE
 from prorl_eval.schema import read_samples
@@ -80,12 +81,12 @@ class RunData:
         """{metric name: value per problem} in problem order."""
         rows = list(self.problems[task].values())
         n = np.array([len(r) for r in rows])
-        c = np.array([sum(bool(s["correct"]) for s in r) for r in rows])
+        c = np.array([sum(is_correct(s) for s in r) for r in rows])
         values = {f"pass@{k}": np.atleast_1d(pass_at_k(n, c, k)) for k in self.ks}
         answers = [[s.get("extracted_answer") for s in r] for r in rows]
         if any(has_answers(a) for a in answers):
             votes = np.array([
-                maj_at_k_values(a, [float(bool(s["correct"])) for s in r], self.ks)
+                maj_at_k_values(a, [float(is_correct(s)) for s in r], self.ks)
                 for a, r in zip(answers, rows, strict=True)
             ])  # fmt: skip
             values.update({f"maj@{k}": votes[:, i] for i, k in enumerate(self.ks)})

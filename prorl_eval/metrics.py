@@ -32,7 +32,8 @@ from prorl_eval.voting import has_answers, maj_at_k_values
 Rows = list[dict[str, Any]]
 
 
-def _correct(row: dict[str, Any]) -> bool:
+def is_correct(row: dict[str, Any]) -> bool:
+    """A row's `correct`, else `score >= threshold` (threshold 1.0 when absent), as readers do."""
     if "correct" in row and row["correct"] is not None:
         return bool(row["correct"])
     return float(row["score"]) >= float(row.get("threshold", 1.0))
@@ -51,7 +52,7 @@ def task_summary(
     """Every metric of one task; `problems` maps problem id to its rows."""
     ordered = [sorted(rows, key=lambda r: int(r["sample_idx"])) for rows in problems.values()]
     n = np.array([len(rows) for rows in ordered])
-    c = np.array([sum(_correct(r) for r in rows) for rows in ordered])
+    c = np.array([sum(is_correct(r) for r in rows) for rows in ordered])
     scores = np.array([np.mean([float(r["score"]) for r in rows]) for rows in ordered])
     summary: dict[str, Any] = {
         "num_problems": len(ordered),
@@ -65,7 +66,7 @@ def task_summary(
     answers = [[r.get("extracted_answer") for r in rows] for rows in ordered]
     if any(has_answers(a) for a in answers):
         votes = [
-            maj_at_k_values(a, [_correct(r) for r in rows], ks)
+            maj_at_k_values(a, [is_correct(r) for r in rows], ks)
             for a, rows in zip(answers, ordered, strict=True)
         ]
         per_k = np.array(votes).T
@@ -92,7 +93,7 @@ def length_summary(ordered: list[Rows], ks: Sequence[int]) -> dict[str, Any]:
     truncated = [[r.get("finish_reason") == "length" for r in rows] for rows in ordered]
     finished_n = np.array([len(t) - sum(t) for t in truncated])
     finished_c = np.array(
-        [sum(_correct(r) for r, cut in zip(rows, t, strict=True) if not cut)
+        [sum(is_correct(r) for r, cut in zip(rows, t, strict=True) if not cut)
          for rows, t in zip(ordered, truncated, strict=True)]
     )  # fmt: skip
     untruncated, counted = {}, {}
