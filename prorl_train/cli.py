@@ -114,6 +114,9 @@ def _status_line(row: dict[str, Any], total: int) -> str:
         f"filtered {get('rollout/filtered_share', '.2f')}",
         f"{get('time/step_s', '.1f')}s",
     ]
+    if row.get("rollout/groups_short"):
+        kept, wanted = row.get("rollout/groups_kept", 0), row.get("rollout/groups_requested", 0)
+        parts.append(f"[yellow]short batch {kept:.0f}/{wanted:.0f} groups[/]")
     if "val/pass@1" in row:
         parts.append(f"val@1 {get('val/pass@1', '.3f')}")
     if row.get("reset/event"):

@@ -103,6 +103,7 @@ class DataConfig:
 
 ROLLOUT_BACKENDS = {"hf": "generate on the live policy", "vllm": "vLLM with weight sync"}
 VLLM_MODES = {"colocate": "shares the trainer's device", "separate": "its own GPUs"}
+SHORT_BATCH_POLICIES = {"continue": "train on what was kept", "error": "stop the run"}
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,26 @@ class RolloutConfig:
     )
     overlong_buffer: int = _f(0, "soft: tokens before max_new_tokens where the penalty ramps up.")
     overlong_penalty: float = _f(1.0, "soft: the penalty at max_new_tokens (DAPO: 1.0).")
-    dynamic_sampling: bool = _f(True, "Drop groups whose accuracy is 0 or 1 and refill (DAPO).")
-    filter_criterion: str = _f("accuracy", "Dynamic-sampling test: accuracy or reward_std.")
+    dynamic_sampling: bool = _f(
+        True, "Drop groups without learning signal and refill the batch from new prompts (DAPO)."
+    )
+    filter_criterion: str = _f(
+        "auto",
+        "Dynamic-sampling test: accuracy (drop groups all correct or all wrong), reward_std "
+        "(drop groups whose rewards are all equal), or auto (each task's own: reward_std for "
+        "partial-credit tasks such as Reasoning Gym and stdin/stdout code, else accuracy).",
+    )
+    oversample: float = _f(
+        1.0,
+        "Prompts drawn per missing group in each dynamic-sampling round (>= 1; verl's "
+        "gen_batch_size / train_batch_size); refill rounds also divide by the share kept so far.",
+    )
     max_extra_rounds: int = _f(3, "Extra generation rounds allowed to refill a filtered batch.")
+    short_batch: str = _f(
+        "continue",
+        "When max_extra_rounds run out before batch_size groups are kept: continue (train on "
+        "the groups kept, with a warning giving the numbers) or error (stop with the numbers).",
+    )
     score_workers: int = _f(
         0, "Scoring processes per trainer process (0: score in the trainer process itself)."
     )
@@ -180,7 +198,14 @@ class RolloutConfig:
             )
         from prorl_train.dynamic_sampling import FILTER_CRITERIA
 
-        _check_choice("rollout.filter_criterion", self.filter_criterion, FILTER_CRITERIA)
+        criteria = {"auto": "per task", **FILTER_CRITERIA}
+        _check_choice("rollout.filter_criterion", self.filter_criterion, criteria)
+        _check_choice("rollout.short_batch", self.short_batch, SHORT_BATCH_POLICIES)
+        if not self.oversample >= 1:
+            raise UserError(
+                f"rollout.oversample must be >= 1 (got {self.oversample}): it multiplies the "
+                "prompts drawn per missing group."
+            )
         if self.max_extra_rounds < 0 or self.generate_batch_size <= 0 or self.score_workers < 0:
             raise UserError(
                 "rollout.max_extra_rounds and rollout.score_workers must be >= 0 and "

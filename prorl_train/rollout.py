@@ -6,8 +6,8 @@ Prompts are rendered with the shared `render_prompt` (chat template, system prom
 scored 0 (`overlong: zero`), kept out of the loss (`overlong: mask`), or, with `overlong: soft`,
 charged DAPO's length penalty over the last `overlong_buffer` tokens of the budget (correctness
 stays the verifier's). With dynamic sampling,
-groups whose accuracy is 0 or 1 are dropped and new prompts are drawn for at most
-`max_extra_rounds` extra rounds to refill the batch (DAPO); the step then trains on what it has.
+groups without learning signal are dropped and new prompts are drawn for at most
+`max_extra_rounds` extra rounds to refill the batch (DAPO; `batch_filling.py`).
 
 The engine is an interface (`RolloutEngine`) so a vLLM engine with in-place weight sync can replace
 `HFRolloutEngine`, which calls `generate` on the policy itself (no copy, no sync needed).
@@ -210,23 +210,6 @@ def soft_overlong_penalty(length: int, max_len: int, buffer: int, factor: float)
     return (free - length) / buffer * factor
 
 
-def keep_informative(batch: Rollouts, criterion: str) -> tuple[list[bool], dict[str, float]]:
-    """Dynamic-sampling keep flags (per sequence) and the filter's stats.
-
-    Groups are judged on correctness (reward >= the task's threshold), so tasks with different
-    thresholds mix safely; `reward_std` judges on the raw rewards instead.
-    """
-    import torch
-
-    from prorl_train.dynamic_sampling import filter_groups
-
-    values = batch.correct if criterion == "accuracy" else batch.rewards
-    rewards_B = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    group_ids_B = torch.tensor(batch.group_ids, dtype=torch.long)
-    keep_B, stats = filter_groups(rewards_B, group_ids_B, criterion=criterion)
-    return keep_B.tolist(), stats
-
-
 def collect_rollouts(
     engine: RolloutEngine,
     mix: DataMix,
@@ -237,35 +220,29 @@ def collect_rollouts(
 ) -> tuple[Rollouts, Rollouts, dict[str, float]]:
     """Fill a step's batch: returns (kept sequences, every generated sequence, stats).
 
-    Without dynamic sampling everything generated is kept. With it, each round draws as many new
-    prompts as groups are still missing, up to `1 + max_extra_rounds` rounds.
+    Without dynamic sampling everything generated is kept. With it, rounds of new prompts refill
+    the batch (`batch_filling.BatchFiller`: how many each round draws, which groups it keeps,
+    what happens when the rounds run out).
     """
+    from prorl_train.batch_filling import BatchFiller
+
     r = cfg.rollout
     sampling = rollout_sampling(cfg, step)
     timing = {"rollout_s": 0.0, "score_s": 0.0}
-    kept, generated = Rollouts(), Rollouts()
-    groups = dropped = rounds = 0
-    while rounds <= (r.max_extra_rounds if r.dynamic_sampling else 0):
-        missing = cfg.batch_size - kept.num_groups
-        if missing <= 0:
-            break
-        items = mix.draw(missing)
-        seed = derive_seed(cfg.seed, "rollout", step, rounds)
+    filler = BatchFiller(cfg.batch_size, r)
+    generated = Rollouts()
+    while (count := filler.next_draw()) > 0:
+        items = mix.draw(count)
+        seed = derive_seed(cfg.seed, "rollout", step, filler.rounds)
         batch = generate_and_score(engine, items, scorer, tokenizer, sampling, r.n, seed, r, timing)
         generated.extend(batch)
-        keep = None
-        if r.dynamic_sampling:
-            keep, fstats = keep_informative(batch, r.filter_criterion)
-            groups += int(fstats["groups"])
-            dropped += int(fstats["groups"]) - int(fstats["kept_groups"])
-        kept.extend(batch, keep)
-        rounds += 1
-    stats = {
-        "rollout/rounds": float(rounds),
-        "rollout/groups_kept": float(kept.num_groups),
-        "rollout/filtered_share": dropped / groups if groups else 0.0,
-        "rollout/max_new_tokens": float(sampling.max_new_tokens),
-        "time/rollout_s": timing["rollout_s"],
-        "time/score_s": timing["score_s"],
-    }
-    return kept, generated, stats
+        filler.add(batch, {item.task.name: item.task.partial_credit for item in items})
+    stats = filler.finish(step)
+    stats.update(
+        {
+            "rollout/max_new_tokens": float(sampling.max_new_tokens),
+            "time/rollout_s": timing["rollout_s"],
+            "time/score_s": timing["score_s"],
+        }
+    )
+    return filler.kept, generated, stats

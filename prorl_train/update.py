@@ -177,15 +177,20 @@ def scatter(per_seq: dict[int, Tensor], chunk: list[int], mask_BT: Tensor) -> Te
 def minibatch_groups(
     rollouts: Rollouts, indices: list[int], size: int, seed: int
 ) -> list[list[int]]:
-    """Shuffle prompt groups (seeded); split their sequences into mini-batches of `size` groups."""
+    """Shuffle prompt groups (seeded); split their sequences into mini-batches of about `size`
+    groups: groups / size mini-batches, rounded to the nearest whole number (halves up, at
+    least one), whose sizes differ by at most one group. A short batch of 130 groups at size 64
+    gives 65 + 65, not 64 + 64 + 2 (an Adam step on 2 prompts)."""
     by_group: dict[int, list[int]] = {}
     for i in indices:
         by_group.setdefault(rollouts.group_ids[i], []).append(i)
     keys = sorted(by_group)
     generator = torch.Generator().manual_seed(seed)
     order = [keys[j] for j in torch.randperm(len(keys), generator=generator).tolist()]
+    count = max(1, (2 * len(order) + size) // (2 * size))
+    bounds = [len(order) * k // count for k in range(count + 1)]
     return [
-        [i for g in order[k : k + size] for i in by_group[g]] for k in range(0, len(order), size)
+        [i for g in order[bounds[k] : bounds[k + 1]] for i in by_group[g]] for k in range(count)
     ]
 
 

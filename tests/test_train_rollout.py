@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -139,16 +140,21 @@ def expected_kinds(cfg, count):
 def test_dynamic_sampling_refills_with_bounded_rounds(tmp_path, tokenizer):
     cfg = cfg_for(tmp_path, "rollout.max_extra_rounds=5")
     mix, engine, kept, generated, stats = run_collect(tokenizer, cfg)
-    # simulate the refill by hand on the same stream
+    # simulate the refill by hand on the same stream: round 0 draws the batch, a refill round
+    # the missing groups divided by the share of groups kept so far (at least 1/8)
     kinds = expected_kinds(cfg, 40)
-    pos, kept_groups, rounds, calls, dropped = 0, 0, 0, [], 0
+    pos, kept_groups, rounds, calls, dropped, informative = 0, 0, 0, [], 0, 0
     while kept_groups < 3 and rounds <= 5:
         need = 3 - kept_groups
+        if rounds:
+            need = math.ceil(need / max(informative / pos, 1 / 8))
         batch = kinds[pos : pos + need]
         pos += need
         calls.append(need)
-        kept_groups += sum(k == "mixed" for k in batch)
-        dropped += sum(k != "mixed" for k in batch)
+        mixed = sum(k == "mixed" for k in batch)
+        informative += mixed
+        kept_groups += min(mixed, 3 - kept_groups)
+        dropped += need - mixed
         rounds += 1
     assert engine.calls == calls
     assert kept.num_groups == kept_groups == 3

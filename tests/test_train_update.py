@@ -185,15 +185,27 @@ def test_adamw_is_fused_for_float_cpu_parameters_and_matches_the_loop(tmp_path):
     assert not half.param_groups[0]["fused"]  # a non-float tensor: torch's default path
 
 
-@pytest.mark.parametrize(("groups", "size"), [(5, 2), (4, 4), (7, 3), (1, 3)])
-def test_minibatches_keep_groups_whole(groups, size):
+@pytest.mark.parametrize(
+    ("groups", "size", "sizes"),
+    [
+        (5, 2, [1, 2, 2]),
+        (4, 4, [4]),
+        (7, 3, [3, 4]),
+        (1, 3, [1]),
+        (130, 64, [65, 65]),
+        (100, 64, [50, 50]),
+        (2, 64, [2]),
+        (160, 64, [53, 53, 54]),
+        (256, 64, [64] * 4),
+    ],
+)
+def test_minibatches_keep_groups_whole_and_equal(groups, size, sizes):
     r = make_rollouts(groups=groups, n=2)
     indices = list(range(len(r)))
     batches = minibatch_groups(r, indices, size, seed=1)
-    assert len(batches) == math.ceil(groups / size)
+    assert sorted(len({r.group_ids[i] for i in b}) for b in batches) == sizes
     assert sorted(i for b in batches for i in b) == indices
     for batch in batches:
-        assert len({r.group_ids[i] for i in batch}) <= size
         for i in batch:  # a group's sequences are all in the same mini-batch
             same = [j for j in indices if r.group_ids[j] == r.group_ids[i]]
             assert set(same) <= set(batch)

@@ -65,6 +65,10 @@ class Task(ABC):
     # The verifier extracts an answer to compare (Score.answer), so maj@k can vote; code and
     # instruction-following tasks compare none.
     extracts_answers: bool = True
+    # Scores between 0 and 1 carry meaning (share of tests passed, Reasoning Gym's partial
+    # credit): the trainer's dynamic sampling then keeps a group whose rewards differ even
+    # when none of them is correct.
+    partial_credit: bool = False
 
     @abstractmethod
     def load(self) -> list[Problem]:

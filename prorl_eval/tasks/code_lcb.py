@@ -248,6 +248,7 @@ class LcbTask(Task):
     domain = "code"
     extracts_answers = False
     threshold = 1.0
+    partial_credit = True
 
     def __init__(self, config: LcbConfig) -> None:
         config.validate()

@@ -238,6 +238,7 @@ class StdioTask(Task):
     domain = "code"
     extracts_answers = False
     threshold = 1.0
+    partial_credit = True
 
     def __init__(self, config: StdioConfig) -> None:
         config.validate()

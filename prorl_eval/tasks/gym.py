@@ -306,6 +306,7 @@ class GymTask(Task):
 
     domain = "logic"
     procedural = True
+    partial_credit = True
 
     def __init__(self, config: GymConfig) -> None:
         config.validate()
