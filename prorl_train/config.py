@@ -91,6 +91,12 @@ class TrainConfig:
                 f"loss.mini_batch_size ({self.loss.mini_batch_size}) exceeds batch_size "
                 f"({self.batch_size})."
             )
+        if self.loss.rollout_correction != "none" and self.rollout.backend != "vllm":
+            raise UserError(
+                f"loss.rollout_correction={self.loss.rollout_correction} needs "
+                "rollout.backend=vllm: hf rollouts sample from the trainer's own weights, so "
+                "there is no gap to correct (set loss.rollout_correction=none)."
+            )
         if self.resets.on_plateau and not self.val.every:
             raise UserError("resets.on_plateau needs validation: set val.every > 0.")
         for section in (self.model, self.data, self.rollout, self.loss, self.optim, self.val):

@@ -291,10 +291,19 @@ class LossConfig:
     mini_batch_size: int = _f(64, "Prompts per optimizer update (batch/mini-batch updates a step).")
     micro_batch_size: int = _f(8, "Sequences per forward/backward (gradient accumulation).")
     epochs: int = _f(1, "Passes over each step's rollouts.")
+    rollout_correction: str = _f(
+        "none",
+        "vllm rollouts: reweight each token's loss by pi_old / pi_rollout (truncated importance "
+        "sampling): none, token_truncate, token_mask, sequence_truncate or sequence_mask.",
+    )
+    rollout_correction_cap: float = _f(
+        2.0, "The importance weight's cap (> 1); the rollout_gap/ metrics count tokens past it."
+    )
 
     def validate(self) -> None:
         from prorl_train.advantages import ADVANTAGE_ESTIMATORS
         from prorl_train.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+        from prorl_train.rollout_correction import CORRECTIONS
 
         _check_choice("loss.advantage", self.advantage, ADVANTAGE_ESTIMATORS)
         _check_choice("loss.kl_estimator", self.kl_estimator, KL_ESTIMATORS)
@@ -314,6 +323,14 @@ class LossConfig:
             raise UserError(f"loss.kl_beta must be >= 0 (got {self.kl_beta}).")
         if min(self.mini_batch_size, self.micro_batch_size, self.epochs) <= 0:
             raise UserError("loss.mini_batch_size, micro_batch_size and epochs must be positive.")
+        _check_choice(
+            "loss.rollout_correction", self.rollout_correction, {"none": "", **CORRECTIONS}
+        )
+        if not self.rollout_correction_cap > 1:
+            raise UserError(
+                f"loss.rollout_correction_cap must be > 1 (got {self.rollout_correction_cap}); "
+                "the TIS paper and verl use 2."
+            )
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ def policy_loss(
     aggregation: str = "token-mean",
     kind: str = "ppo",
     clip_ratio_c: float = 0.0,
+    token_weights_BT: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Clipped policy-gradient loss with decoupled clip range; returns ``(loss, stats)``.
 
@@ -208,6 +209,8 @@ def policy_loss(
     old_logp)``, aggregated over valid tokens (see :data:`AGGREGATIONS`). ``advantages_B`` is
     (B,) and broadcast over tokens; a (B, T) tensor of per-token advantages is accepted too.
     ``old_logp_BT`` and the advantages are treated as constants (detached).
+    ``token_weights_BT`` (detached) multiplies each token's loss before the aggregation: the
+    rollout correction's importance weights (`rollout_correction.py`).
 
     Stats (floats, over valid tokens; all 0 when there are none): ``clip_frac_low`` (r < 1 -
     clip_low and A < 0: clipped below, no gradient), ``clip_frac_high`` (r > 1 + clip_high and
@@ -231,6 +234,9 @@ def policy_loss(
     loss_BT, log_ratio_BT = surrogate(
         logp_BT, old_logp_BT.detach(), adv_BT, mask_BT, clip_low, clip_high, clip_ratio_c
     )
+    if token_weights_BT is not None:
+        _check_bt("token_weights_BT", token_weights_BT, logp_BT)
+        loss_BT = loss_BT * token_weights_BT.detach().to(loss_BT.dtype)
     loss = aggregate(loss_BT, mask_BT)
     stats = _policy_stats(log_ratio_BT.detach(), adv_BT, mask_BT.bool(), clip_low, clip_high)
     return loss, stats

@@ -115,6 +115,8 @@ class Rollouts:
     tasks: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    # The engine's log-prob of each response token (vLLM), else None: the rollout/trainer gap
+    rollout_logprobs: list[tuple[float, ...] | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -173,6 +175,7 @@ def generate_and_score(
             out.tasks.append(item.task.name)
             out.domains.append(item.task.domain)
             out.texts.append(text)
+            out.rollout_logprobs.append(sample.logprobs)
     started = time.perf_counter()
     scores = scorer.score(jobs)
     timing["score_s"] += time.perf_counter() - started

@@ -200,12 +200,15 @@ class UpdateContext:
 
     Computed once per step, before its first optimizer step: `old` and `ref` map a sequence index
     to its response-token log-probs under the rollout policy and the reference (`ref` is None
-    without a KL penalty); `advantages_B` holds one advantage per sequence of the step's batch.
+    without a KL penalty); `advantages_B` holds one advantage per sequence of the step's batch;
+    `is_weights` the rollout correction's per-token weights (`rollout_correction.py`).
     """
 
     old: dict[int, Tensor]
     ref: dict[int, Tensor] | None
     advantages_B: Tensor
+    # Truncated importance weights pi_old / pi_rollout per response token (None: no correction)
+    is_weights: dict[int, Tensor] | None = None
 
 
 def rollout_advantages(rollouts: Rollouts, estimator: str) -> Tensor:
@@ -268,6 +271,9 @@ def micro_loss(
     mask_BT = packed.mask_BR.to(device)
     old_BT = scatter(ctx.old, chunk, packed.mask_BR).to(device)
     adv_B = ctx.advantages_B[chunk].to(device)
+    weights_BT = None
+    if ctx.is_weights is not None:
+        weights_BT = scatter(ctx.is_weights, chunk, packed.mask_BR).to(device)
     loss, stats = policy_loss(
         logp_BT,
         old_BT,
@@ -278,6 +284,7 @@ def micro_loss(
         aggregation=cfg.loss.aggregation,
         kind=cfg.loss.policy_loss,
         clip_ratio_c=cfg.loss.clip_ratio_c,
+        token_weights_BT=weights_BT,
     )
     extra = {"pg_loss": float(loss.detach())}
     if ctx.ref is not None:
@@ -355,14 +362,43 @@ def update_context(
     advantages_B: Tensor,
     cfg: TrainConfig,
     pad_id: int,
-) -> tuple[UpdateContext, float]:
-    """The step's old and reference log-probs of sequences `indices`, with the advantages, and
-    the rollout policy's mean token entropy."""
+) -> tuple[UpdateContext, float, dict[str, float]]:
+    """The step's old and reference log-probs of sequences `indices`, with the advantages and
+    the rollout correction's weights; the rollout policy's mean token entropy; the
+    `rollout_gap/` metrics (none for engines that return no log-probs)."""
     old, entropy = score_sequences(model, rollouts, indices, cfg, pad_id, entropy=True)
     ref = None
     if reference is not None and cfg.loss.kl_beta > 0:
         ref, _ = score_sequences(reference, rollouts, indices, cfg, pad_id, entropy=False)
-    return UpdateContext(old, ref, advantages_B), entropy
+    weights, gap = rollout_gap(rollouts, indices, old, cfg)
+    return UpdateContext(old, ref, advantages_B, weights), entropy, gap
+
+
+def rollout_gap(
+    rollouts: Rollouts, indices: list[int], old: dict[int, Tensor], cfg: TrainConfig
+) -> tuple[dict[int, Tensor] | None, dict[str, float]]:
+    """The rollout correction's weights (None when off) and the `rollout_gap/` metrics, from
+    the engine's log-probs of the responses; (None, {}) when the engine returned none (HF)."""
+    from prorl_train.rollout_correction import gap_stats, importance_weights
+
+    engine = rollouts.rollout_logprobs
+    if len(engine) != len(rollouts) or any(engine[i] is None for i in indices):
+        return None, {}
+    rollout = {i: torch.tensor(engine[i], dtype=torch.float32) for i in indices}
+    loss = cfg.loss
+    cap = loss.rollout_correction_cap
+    stats = gap_stats([old[i] for i in indices], [rollout[i] for i in indices], cap)
+    if loss.rollout_correction == "none":
+        return None, stats
+    weights, capped = {}, []
+    for i in indices:
+        weights[i], capped_T = importance_weights(old[i], rollout[i], loss.rollout_correction, cap)
+        capped.append(capped_T)
+    flat, capped_N = torch.cat(list(weights.values())), torch.cat(capped)
+    if flat.numel():
+        stats["rollout_gap/is_weight_mean"] = float(flat.mean())
+        stats["rollout_gap/is_capped_share"] = float(capped_N.double().mean())
+    return weights, stats
 
 
 def optimise(
@@ -382,7 +418,7 @@ def optimise(
         return {"actor/updates": 0.0}
     stepper = as_stepper(policy, optimizer, cfg)
     stepper.model.train()
-    ctx, entropy = update_context(
+    ctx, entropy, gap = update_context(
         stepper.model, reference, rollouts, indices, advantages_B, cfg, pad_id
     )
     stepper.set_lr(cfg.optim.lr_at(step))
@@ -405,6 +441,7 @@ def optimise(
             "actor/updates": float(len(norms)),
             "actor/lr": cfg.optim.lr_at(step),
             "actor/advantage_abs_mean": float(advantages_B[indices].abs().mean()),
+            **gap,
         }
     )
     return out

@@ -99,7 +99,9 @@ class VLLMRolloutEngine:
         # The trainer hands weights to the engine in-process; a separate engine-core process
         # could not receive a weights iterator.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        engine_kwargs: dict[str, Any] = {}
+        # Log-probs after temperature and top-p: the distribution the tokens were drawn from,
+        # which the trainer compares with its own (`rollout_correction.py`).
+        engine_kwargs: dict[str, Any] = {"logprobs_mode": "processed_logprobs"}
         if self.sleep_enabled:
             engine_kwargs["enable_sleep_mode"] = True
         self.generator = VLLMGenerator(
@@ -150,6 +152,7 @@ class VLLMRolloutEngine:
                         max_tokens=sampling.max_new_tokens,
                         seed=derive_seed(seed, i),
                         stop_token_ids=self.eos_ids,
+                        logprobs=0,  # the sampled token's own log-prob only
                     )
                 )
         # The trainer may hold a CUDA autocast context; the engine runs in its own dtype.
@@ -161,20 +164,26 @@ class VLLMRolloutEngine:
         with no_autocast:
             outputs = self.llm.generate(requests, params, use_tqdm=False)
         flat = [
-            self._completion(list(c.token_ids), c.finish_reason, len(request["prompt_token_ids"]))
+            self._completion(c, len(request["prompt_token_ids"]))
             for output, request in zip(outputs, requests, strict=True)
             for c in sorted(output.outputs, key=lambda c: c.index)
         ]
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _completion(self, tokens: list[int], finish_reason: str, prompt_tokens: int) -> Completion:
+    def _completion(self, output: Any, prompt_tokens: int) -> Completion:
         """A `Completion` as `HFRolloutEngine` builds it: text decoded by the policy's tokenizer
-        without the stop token, truncated exactly when vLLM ran out of budget."""
+        without the stop token, truncated exactly when vLLM ran out of budget; with the engine's
+        log-prob of each of its tokens."""
         from prorl_eval.inference.hf import completion_of
 
+        tokens = list(output.token_ids)
         made = completion_of(self.tokenizer, tokens, set(self.eos_ids), prompt_tokens)
-        finish = "length" if finish_reason == "length" else "stop"
-        return dataclasses.replace(made, finish_reason=finish)
+        finish = "length" if output.finish_reason == "length" else "stop"
+        logprobs = None
+        if output.logprobs is not None:
+            steps = zip(output.logprobs, tokens, strict=False)
+            logprobs = tuple(float(step[t].logprob) for step, t in steps)[: len(made.token_ids)]
+        return dataclasses.replace(made, finish_reason=finish, logprobs=logprobs)
 
     # ------------------------------------------------------------------------ weight sync
 

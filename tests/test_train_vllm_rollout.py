@@ -10,6 +10,8 @@ prompts give both stopped and truncated samples.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -145,7 +147,9 @@ def test_samples_follow_the_hf_engine_conventions(engine, policy, initial_state,
     via_vllm = engine.sample(
         prompts(), 2, 7, SamplingConfig(temperature=0.0, max_new_tokens=BUDGET)
     )
-    assert via_vllm == via_hf
+    # the same completions; vLLM's also carry the sampled tokens' log-probs, HF's none
+    assert [[dataclasses.replace(c, logprobs=None) for c in g] for g in via_vllm] == via_hf
+    assert all(len(c.logprobs) == len(c.token_ids) for g in via_vllm for c in g)
     stop = policy.generation_config.eos_token_id[1]
     flat = [s for group in via_vllm for s in group]
     assert any(
@@ -254,6 +258,79 @@ def test_a_sync_logs_no_prefix_cache_line_but_vllm_still_can(engine, policy, ini
     finally:
         logger.removeHandler(handler)
     assert any("reset prefix cache" in line for line in seen), seen
+
+
+@heavy
+def test_engine_logprobs_measure_and_correct_a_perturbed_engine(
+    engine, policy, initial_state, tmp_path
+):
+    """The engine returns the log-prob of every sampled token at the rollout temperature. In
+    sync with the policy they equal the trainer's own (gap ~0); after the engine gets perturbed
+    weights the gap shows, and the update's importance weights are exactly
+    min(pi_old / pi_rollout, cap) of the trainer's log-probs and the engine's."""
+    from prorl_train.config import load_config
+    from prorl_train.rollout import Rollouts
+    from prorl_train.update import update_context
+
+    sampling = SamplingConfig(temperature=0.8, top_p=1.0, max_new_tokens=6)
+    cfg = load_config(
+        None,
+        overrides=[
+            "rollout.backend=vllm",
+            "rollout.temperature=0.8",
+            "loss.rollout_correction=token_truncate",
+            "loss.rollout_correction_cap=1.5",
+            "loss.kl_beta=0",
+        ],
+        out=str(tmp_path),
+    )
+
+    def rollouts_of(groups) -> Rollouts:
+        r = Rollouts()
+        for g, (ids, group) in enumerate(zip(prompts()[1:], groups, strict=True)):
+            for c in group:
+                r.prompt_ids.append(ids)
+                r.response_ids.append(list(c.token_ids))
+                r.rollout_logprobs.append(c.logprobs)
+                r.group_ids.append(g)
+                for name in ("rewards", "correct", "truncated", "loss_mask", "tasks", "domains"):
+                    getattr(r, name).append(0)
+                r.texts.append(c.text)
+        return r
+
+    def gap_and_weights():
+        r = rollouts_of(engine.sample(prompts()[1:], 3, 5, sampling))
+        indices = list(range(len(r)))
+        assert all(len(r.rollout_logprobs[i]) == len(r.response_ids[i]) for i in indices)
+        adv = torch.zeros(len(r))
+        ctx, _, gap = update_context(policy, None, r, indices, adv, cfg, pad_id=0)
+        return r, ctx, gap
+
+    try:
+        restore(policy, engine, initial_state)
+        _, _, in_sync = gap_and_weights()
+        assert in_sync["rollout_gap/abs_logprob_diff_mean"] < 1e-4
+        noisy = copy.deepcopy(policy)
+        with torch.no_grad():
+            for param in noisy.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+        engine.sync_weights(noisy)
+        r, ctx, gap = gap_and_weights()
+        assert gap["rollout_gap/abs_logprob_diff_mean"] > 100 * max(
+            in_sync["rollout_gap/abs_logprob_diff_mean"], 1e-6
+        )
+        assert gap["rollout_gap/tokens_outside_cap_share"] > 0
+        for i in range(len(r)):
+            seq = torch.tensor([r.prompt_ids[i] + r.response_ids[i]])
+            start = len(r.prompt_ids[i]) - 1
+            with torch.no_grad():
+                logp = (policy(seq).logits[0, :-1] / 0.8).log_softmax(-1)[start:]
+            old = logp.gather(-1, seq[0, start + 1 :, None])[:, 0]
+            want = torch.exp(old - torch.tensor(r.rollout_logprobs[i])).clamp(max=1.5)
+            torch.testing.assert_close(ctx.is_weights[i], want, atol=1e-5, rtol=1e-4)
+        assert any(bool((w == 1.5).any()) for w in ctx.is_weights.values())
+    finally:
+        restore(policy, engine, initial_state)
 
 
 # ------------------------------------------------------------------------- end to end
