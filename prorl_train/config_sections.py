@@ -291,6 +291,11 @@ class LossConfig:
     mini_batch_size: int = _f(64, "Prompts per optimizer update (batch/mini-batch updates a step).")
     micro_batch_size: int = _f(8, "Sequences per forward/backward (gradient accumulation).")
     epochs: int = _f(1, "Passes over each step's rollouts.")
+    entropy_coef: float = _f(
+        0.0,
+        "Entropy bonus: subtract coef x the token entropy (aggregated as the loss) from the loss; "
+        "0 off (ProRL, DAPO); verl's entropy_coeff.",
+    )
     rollout_correction: str = _f(
         "none",
         "vllm rollouts: reweight each token's loss by pi_old / pi_rollout (truncated importance "
@@ -319,8 +324,11 @@ class LossConfig:
                 f"need 0 <= loss.clip_low < 1 and loss.clip_high >= 0 "
                 f"(got {self.clip_low}, {self.clip_high})."
             )
-        if self.kl_beta < 0:
-            raise UserError(f"loss.kl_beta must be >= 0 (got {self.kl_beta}).")
+        if self.kl_beta < 0 or self.entropy_coef < 0:
+            raise UserError(
+                f"loss.kl_beta and loss.entropy_coef must be >= 0 "
+                f"(got {self.kl_beta}, {self.entropy_coef})."
+            )
         if min(self.mini_batch_size, self.micro_batch_size, self.epochs) <= 0:
             raise UserError("loss.mini_batch_size, micro_batch_size and epochs must be positive.")
         _check_choice(

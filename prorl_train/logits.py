@@ -57,6 +57,15 @@ def _chunk_logprobs(model: Any, hidden_NH: Tensor, targets_N: Tensor, temperatur
     return token_logprobs(logits_1NV, targets_N.unsqueeze(0)).squeeze(0)
 
 
+def _chunk_logprobs_entropy(
+    model: Any, hidden_NH: Tensor, targets_N: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """Log-probs and entropies (N,) of one chunk, both with gradients (an entropy bonus)."""
+    logits_1NV = project(model, hidden_NH, temperature).unsqueeze(0)
+    logp_N = token_logprobs(logits_1NV, targets_N.unsqueeze(0)).squeeze(0)
+    return logp_N, entropy_from_logits(logits_1NV).squeeze(0)
+
+
 def prompt_cache(model: Any) -> Any | None:
     """An empty key/value cache that prompt sharing can expand, or None where it cannot work.
 
@@ -172,17 +181,20 @@ def response_logprobs(
     chunk_tokens: int = 0,
     entropy: bool = False,
     share_prompts: bool = False,
+    entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs (B, R) of `targets_BR` (the last R tokens of each row) and optional entropies.
 
     The rows hold prompt then response; position t's logits predict token t + 1, so the response
     tokens are predicted by positions L - R - 1 ... L - 2. Entropies are computed without
-    gradients and returned on the CPU. With `share_prompts`, rows with identical prompts run
-    their prompt once (`_shared_prefix`) where the model's cache allows it (`prompt_cache`);
-    otherwise, and without it, every row runs whole. A micro-batch without a repeated prompt
-    takes the shared path too (G = B: as many positions as the packed rows), so the forward calls
-    never depend on the contents: ZeRO-3 ranks, each holding other micro-batches, must make the
-    same calls, and a multi-process run must compute what one process does.
+    gradients and returned on the CPU; with `entropy_grad` (an entropy bonus in the loss) they
+    keep their gradients and stay on the device. With `share_prompts`, rows with identical
+    prompts run their prompt once (`_shared_prefix`) where the model's cache allows it
+    (`prompt_cache`); otherwise, and without it, every row runs whole. A micro-batch without a
+    repeated prompt takes the shared path too (G = B: as many positions as the packed rows), so
+    the forward calls never depend on the contents: ZeRO-3 ranks, each holding other
+    micro-batches, must make the same calls, and a multi-process run must compute what one
+    process does.
     """
     width_r = targets_BR.shape[1]
     targets_BR = targets_BR.to(input_ids_BL.device)
@@ -199,15 +211,47 @@ def response_logprobs(
             position_ids=position_ids_BL,
             use_cache=False,
         )[:, :-1]
+    if chunked and entropy_grad:
+        return _chunked_with_entropy_grad(model, out_BR, targets_BR, temperature, chunk_tokens)
     if chunked:
         return _chunked_logprobs(model, out_BR, targets_BR, temperature, chunk_tokens, entropy)
     logits_BRV = out_BR.float() / temperature
     logp_BR = token_logprobs(logits_BRV, targets_BR)
+    if entropy_grad:
+        return logp_BR, entropy_from_logits(logits_BRV)
     ent_BR = None
     if entropy:
         with torch.no_grad():
             ent_BR = entropy_from_logits(logits_BRV.detach()).cpu()
     return logp_BR, ent_BR
+
+
+def _chunked_with_entropy_grad(
+    model: Any, hidden_BRH: Tensor, targets_BR: Tensor, temperature: float, chunk_tokens: int
+) -> tuple[Tensor, Tensor]:
+    """Chunked log-probs and entropies, both with gradients; each chunk checkpointed, so the
+    backward pass recomputes one chunk's logits at a time."""
+    batch, width_r = targets_BR.shape
+    hidden_NH = hidden_BRH.reshape(batch * width_r, -1)
+    targets_N = targets_BR.reshape(-1)
+    grad = torch.is_grad_enabled() and hidden_NH.requires_grad
+    logp_parts, ent_parts = [], []
+    for start in range(0, hidden_NH.shape[0], chunk_tokens):
+        args = (
+            model,
+            hidden_NH[start : start + chunk_tokens],
+            targets_N[start : start + chunk_tokens],
+        )
+        if grad:
+            logp_C, ent_C = checkpoint(
+                _chunk_logprobs_entropy, *args, temperature, use_reentrant=False
+            )
+        else:
+            logp_C, ent_C = _chunk_logprobs_entropy(*args, temperature)
+        logp_parts.append(logp_C)
+        ent_parts.append(ent_C)
+    shape = (batch, width_r)
+    return torch.cat(logp_parts).reshape(shape), torch.cat(ent_parts).reshape(shape)
 
 
 def _chunked_logprobs(

@@ -78,8 +78,10 @@ def forward_logprobs(
     entropy: bool = False,
     chunk_tokens: int = 0,
     share_prompts: bool = False,
+    entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
-    """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies.
+    """Per-token log-probs (B, R) of the response tokens at `temperature`, and entropies
+    (`entropy_grad`: with gradients, for an entropy bonus).
 
     With `chunk_tokens` > 0 the vocabulary projection runs in chunks of that many response
     positions (`logits.py`), so long responses never hold a (B, R, V) logits tensor. With
@@ -98,6 +100,7 @@ def forward_logprobs(
         chunk_tokens,
         entropy,
         share_prompts,
+        entropy_grad,
     )
 
 
@@ -260,12 +263,14 @@ def micro_loss(
     from prorl_train.losses import KL_ESTIMATORS, kl_penalty, policy_loss
 
     packed = pack(rollouts, chunk, pad_id)
-    logp_BT, _ = forward_logprobs(
+    bonus = cfg.loss.entropy_coef > 0
+    logp_BT, ent_BT = forward_logprobs(
         policy,
         packed,
         cfg.rollout.temperature,
         chunk_tokens=logits_chunk_tokens(policy, cfg),
         share_prompts=share,
+        entropy_grad=bonus,
     )
     device = logp_BT.device
     mask_BT = packed.mask_BR.to(device)
@@ -287,6 +292,12 @@ def micro_loss(
         token_weights_BT=weights_BT,
     )
     extra = {"pg_loss": float(loss.detach())}
+    if bonus:  # maximise entropy: subtract it, aggregated as the policy loss is
+        from prorl_train.losses import AGGREGATIONS
+
+        entropy = AGGREGATIONS[cfg.loss.aggregation](ent_BT, mask_BT)
+        loss = loss - cfg.loss.entropy_coef * entropy
+        extra["entropy_bonus"] = float(entropy.detach())
     if ctx.ref is not None:
         ref_BT = scatter(ctx.ref, chunk, packed.mask_BR).to(device)
         kl = kl_penalty(

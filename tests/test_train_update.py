@@ -301,3 +301,78 @@ def test_a_torch_optimizer_is_wrapped_and_a_stepper_passes_through(tmp_path):
     assert isinstance(stepper, TorchStepper) and isinstance(stepper, OptimizerStepper)
     assert (stepper.model, stepper.optimizer, stepper.grad_clip) == (layer, adam, 0.5)
     assert as_stepper(layer, stepper, cfg) is stepper
+
+
+@pytest.mark.parametrize(("chunk_tokens", "share"), [(0, False), (3, False), (0, True), (3, True)])
+def test_the_entropy_bonus_equals_a_per_sequence_loop(model, tmp_path, chunk_tokens, share):
+    """loss.entropy_coef = c: the update's gradient is that of token-mean(PPO) - c x
+    token-mean(entropy), written one sequence at a time (also with chunked logits and shared
+    prompts, where the entropy's gradient flows through checkpointed chunks)."""
+    r = make_rollouts(groups=2, n=3)
+    mb = list(range(len(r)))
+    adv = torch.linspace(-1, 1, len(r))
+    with torch.no_grad():
+        old = forward_logprobs(model, pack(r, mb, 0), 1.0)[0]
+    packed = pack(r, mb, 0)
+    old_seq = {i: old[b][packed.mask_BR[b]] for b, i in enumerate(mb)}
+    ctx = UpdateContext(old=old_seq, ref=None, advantages_B=adv)
+    cfg = load_config(
+        None,
+        overrides=[
+            f"model.logits_chunk_tokens={chunk_tokens}",
+            f"model.share_prompt_prefix={str(share).lower()}",
+            "loss.micro_batch_size=2",
+            "loss.entropy_coef=0.3",
+            "loss.kl_beta=0",
+            "optim.grad_clip=0",
+            "rollout.temperature=1.0",
+        ],
+        out=str(tmp_path),
+    )
+    opt = RecordingOptimizer(model.parameters())
+    update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
+    model.zero_grad()
+    pg, ent, tokens = 0.0, 0.0, 0
+    for i in mb:
+        seq = torch.tensor([r.prompt_ids[i] + r.response_ids[i]])
+        start = len(r.prompt_ids[i]) - 1
+        logp_all = model(seq).logits[0, :-1].log_softmax(-1)[start:]
+        logp = logp_all.gather(-1, seq[0, start + 1 :, None])[:, 0]
+        ratio = torch.exp(logp - old_seq[i])
+        a = float(adv[i])
+        pg = pg + torch.maximum(-a * ratio, -a * ratio.clamp(0.8, 1.4)).sum()
+        ent = ent - (logp_all.exp() * logp_all).sum()
+        tokens += len(logp)
+    ((pg - 0.3 * ent) / tokens).backward()
+    compared = 0
+    for got, param in zip(opt.seen[0], model.parameters(), strict=True):
+        if param.grad is not None:
+            torch.testing.assert_close(got, param.grad, atol=5e-6, rtol=1e-4)
+            compared += 1
+    model.zero_grad()
+    assert compared
+
+
+def test_the_entropy_bonus_changes_the_gradient(model, tmp_path):
+    r = make_rollouts(groups=2, n=2)
+    mb = list(range(len(r)))
+    with torch.no_grad():
+        packed = pack(r, mb, 0)
+        old = forward_logprobs(model, packed, 1.0)[0]
+    ctx = UpdateContext(
+        old={i: old[b][packed.mask_BR[b]] for b, i in enumerate(mb)},
+        ref=None,
+        advantages_B=torch.zeros(len(r)),
+    )
+    norms = []
+    for coef in (0.0, 0.5):
+        cfg = load_config(
+            None,
+            overrides=[f"loss.entropy_coef={coef}", "loss.kl_beta=0", "rollout.temperature=1.0"],
+            out=str(tmp_path),
+        )
+        opt = RecordingOptimizer(model.parameters())
+        _, collected = update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
+        norms.append(sum(float(g.abs().sum()) for g in opt.seen[0] if g is not None))
+        assert ("entropy_bonus" in collected[0][1]) == (coef > 0)
+    assert norms[0] == 0.0 < norms[1]  # zero advantages: only the bonus moves the weights
