@@ -129,7 +129,11 @@ def _run_training(cfg: TrainConfig, resume: bool) -> None:
 
     from prorl_train.trainer import Trainer, prepare_run_dir
 
-    prepare_run_dir(cfg, resume)  # refuse a bad run folder before loading anything
+    found, _ = prepare_run_dir(cfg, resume)  # refuse a bad run folder before loading anything
+    if resume and found is None:  # job scripts pass --resume on their first launch too
+        err_console.print(
+            f"--resume: no checkpoint in {cfg.out} yet; starting a new run there.", soft_wrap=True
+        )
     err_console.print(f"loading {cfg.model.name} and {len(cfg.data.mix)} task source(s) ...")
     trainer = Trainer(cfg, resume=resume)
     for note in trainer.notes:

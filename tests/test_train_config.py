@@ -222,3 +222,22 @@ def test_resume_reports_changed_settings_but_not_harmless_ones():
     assert len(changes) == 2
     assert any(c.startswith("optim.lr: 3e-06 -> 1e-06") for c in changes)
     assert any(c.startswith("data.mix:") for c in changes)
+
+
+def test_resume_without_a_checkpoint_says_it_starts_a_new_run(tmp_path, capsys, monkeypatch):
+    """A job script's first launch passes --resume too: it starts a new run, saying so in one
+    line before the model loads (here the model load is where the test stops)."""
+    from prorl_train import trainer
+    from prorl_train.cli import main
+
+    def stop(*args, **kwargs):
+        raise UserError("model load reached")
+
+    monkeypatch.setattr(trainer.Trainer, "__init__", stop)
+    out = tmp_path / "run"
+    assert main(["--preset", "cpu-smoke", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: no checkpoint in {out} yet; starting a new run there." in err
+    assert err.index("--resume: no checkpoint") < err.index("model load reached")
+    assert main(["--preset", "cpu-smoke", "--out", str(tmp_path / "fresh")]) == 2
+    assert "no checkpoint" not in capsys.readouterr().err
