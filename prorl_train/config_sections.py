@@ -86,6 +86,27 @@ class DataConfig:
     holdout_limit: int | None = _f(
         None, "Problems per holdout task (prorl-eval's --limit; None: the task's default)."
     )
+    decontaminate: str = _f(
+        "drop",
+        "Start-up check of training problems shared with the validation, holdout and "
+        "decontaminate_tasks problems (same normalised text, or a shared decontaminate_ngram-word "
+        "run): drop (remove them and train on), keep (count only) or off (no check).",
+    )
+    max_contaminated_share: float = _f(
+        0.01,
+        "Refuse to start when a (non-procedural) training task shares more than this share of "
+        "its problems with validation/evaluation problems, even with drop: it is probably a test "
+        "set; 1.0 never refuses.",
+    )
+    decontaminate_ngram: int = _f(
+        13, "Word n-gram length of the overlap rule (13 as GPT-3/lm-eval; 0: exact text only)."
+    )
+    decontaminate_tasks: str = _f(
+        "",
+        "Evaluation tasks/suites to decontaminate against besides validation and the holdout "
+        "(a --tasks value, e.g. math,code,stem,ifeval; suite members that cannot load are "
+        "skipped).",
+    )
 
     def validate(self) -> None:
         if not self.mix:
@@ -99,6 +120,20 @@ class DataConfig:
             raise UserError(f"data.holdout_limit must be positive (got {self.holdout_limit}).")
         if not self.holdout.strip():
             raise UserError("data.holdout is empty; use 'auto', 'none' or a --tasks value.")
+        if self.decontaminate not in ("drop", "keep", "off"):
+            raise UserError(
+                f"data.decontaminate must be drop, keep or off (got {self.decontaminate!r})."
+            )
+        if not 0.0 <= self.max_contaminated_share <= 1.0:
+            raise UserError(
+                "data.max_contaminated_share must be between 0 and 1 "
+                f"(got {self.max_contaminated_share}); 1.0 never refuses."
+            )
+        if self.decontaminate_ngram < 0:
+            raise UserError(
+                f"data.decontaminate_ngram must be >= 0 (got {self.decontaminate_ngram}); "
+                "0 compares exact text only."
+            )
 
 
 ROLLOUT_BACKENDS = {"hf": "generate on the live policy", "vllm": "vLLM with weight sync"}

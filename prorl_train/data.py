@@ -7,7 +7,9 @@ disagree on correctness.
 
 Training never sees the evaluation's problems: procedural tasks train on their own data seed
 (`data.data_seed`), and the holdout (`data.holdout`) removes from the pool every problem whose
-prompt equals one of the evaluation problems it names. `write_prompts_manifest` records the hashes
+prompt equals one of the evaluation problems it names; at start, `decontamination.decontaminate`
+then counts (and by default drops) the training problems whose text repeats, or shares a long word
+n-gram with, a validation or evaluation problem. `write_prompts_manifest` records the hashes
 of every training prompt in `<run>/train_prompts.json`, so `prorl-eval overlap` and
 `prorl-eval sweep` can count how many evaluation prompts training saw.
 
@@ -137,9 +139,24 @@ class DataMix:
                 )
             self.problems[name] = problems
             self.held_out[name] = len(loaded) - len(problems)
+        self.decontamination: dict[str, Any] | None = None  # set by decontamination.decontaminate
         self.drawn_total = 0
         self.drawn = dict.fromkeys(self.names, 0)
         self._orders: dict[tuple[str, int], list[int]] = {}
+
+    def remove(self, name: str, positions: list[int]) -> None:
+        """Take the problems at `positions` of task `name` out of the pool (before drawing)."""
+        if not positions:
+            return
+        drop = set(positions)
+        kept = [p for i, p in enumerate(self.problems[name]) if i not in drop]
+        if not kept:
+            raise UserError(
+                f"training task {name} has no problems left: every one is shared with a "
+                "validation or evaluation task (data.decontaminate=drop); train on other data."
+            )
+        self.problems[name] = kept
+        self._orders = {k: v for k, v in self._orders.items() if k[0] != name}
 
     def draw(self, count: int) -> list[PromptItem]:
         """The next `count` prompts of the stream (advances the cursor)."""
@@ -198,6 +215,7 @@ class DataMix:
                 "limit": self.holdout.limit,
             },
             "data": {"limit": self.options.limit, "data_seed": self.options.seed},
+            "decontamination": self.decontamination,
         }
 
     def write_prompts_manifest(self, run_dir: str | Path) -> Path:

@@ -10,10 +10,17 @@ and `--set` overrides are applied on top of it.
   ~200 steps, periodic hard resets of the reference policy and optimizer, and a blended
   validation set (AIME24, GPQA-diamond, IFEval, Reasoning Gym graph_color; the paper also used
   Codeforces, which the registry lacks).
-  Departures: the paper trained on its own 136k-problem mix (math, code, STEM, logic puzzles,
-  instruction following); this preset mixes the registry's suites of the same domains with the
-  paper's domain proportions. Those suites are *evaluation* benchmarks: for a real run, point
-  `data.mix` at your training sets (`custom:<file>?...` tasks) so you do not train on the test.
+  Training data (not the test set): the paper's 136k-problem mix in its domain proportions,
+  from public training sets by hub id (`prorl_eval.tasks.train_sources`): math 40k
+  (`train:deepscaler`, DeepScaleR-Preview), code 24k (`train:eurus-code`, the stdin/stdout code
+  rows of Eurus-2-RL-Data), STEM 25k (`train:sciq`, SciQ), logic 37k (the `logic` suite: Reasoning
+  Gym at data seed 1,000,000; its seeds 0, 1, 2 overlap, see `PAPER_TRAIN_SEED`) and instruction
+  following 10k (`train:rlvr-ifeval`, RLVR-IFeval). Departures: the paper's STEM set was SCP-116K,
+  which has no short verifiable answer (it would need a judge model), so SciQ's multiple choice
+  stands in; its logic set was its own Reasoning Gym selection. At start the decontamination check
+  drops training problems shared with validation, the holdout (Reasoning Gym at seed 0) and the
+  math, code, STEM and IFEval benchmarks (`data.decontaminate_tasks`), and refuses a source that
+  shares more than 1% of its problems.
   The paper reset at hand-picked points when validation degraded; here every 250 steps plus an
   automatic reset on a validation plateau. Checkpoints every 50 steps; the last 3 and every
   500th are kept, so `prorl-eval sweep` can compare intermediate and final models. Rollouts run
@@ -45,6 +52,8 @@ from typing import Any
 
 from prorl_eval.errors import UserError
 
+PAPER_TRAIN_SEED = 1_000_000
+
 PRORL_PAPER: dict[str, Any] = {
     "steps": 2000,
     "batch_size": 256,
@@ -59,9 +68,20 @@ PRORL_PAPER: dict[str, Any] = {
         "gradient_checkpointing": True,
     },
     "data": {
-        # Domain proportions of the paper's 136k problems: math 40k, code 24k, STEM 25k,
-        # logic 37k, instruction following 10k.
-        "mix": {"math": 0.30, "code": 0.18, "stem": 0.18, "logic": 0.27, "ifeval": 0.07},
+        # The paper's 136k problems by domain (thousands; normalised): math 40, code 24, STEM 25,
+        # logic 37 (Reasoning Gym, split evenly over its datasets), instruction following 10.
+        "mix": {
+            "train:deepscaler": 40,
+            "train:eurus-code": 24,
+            "train:sciq": 25,
+            "logic": 37,
+            "train:rlvr-ifeval": 10,
+        },
+        # Reasoning Gym builds item i of seed s from Random(s + i), so seeds 0, 1 and 2 give the
+        # same puzzles shifted by one or two; a seed beyond every evaluation range (seed 0 and
+        # validation's 1, limits far below a million) keeps the training puzzles apart.
+        "data_seed": PAPER_TRAIN_SEED,
+        "decontaminate_tasks": "math,code,stem,ifeval",
     },
     "rollout": {
         "n": 16,

@@ -149,6 +149,7 @@ class Trainer:
         from prorl_eval.scoring import Scorer
         from prorl_eval.tasks.registry import TaskOptions
         from prorl_train.data import DataMix, Holdout
+        from prorl_train.decontamination import decontaminate, summary_line
         from prorl_train.engines import make_rollout_engine
         from prorl_train.resets import ResetManager
 
@@ -164,6 +165,7 @@ class Trainer:
         )
         holdout = Holdout(cfg.data.holdout, cfg.data.holdout_seed, cfg.data.holdout_limit)
         self.mix = DataMix(cfg.data.mix, options, cfg.seed, holdout)
+        self.notes.append(summary_line(decontaminate(self.mix, cfg)))  # before any model loads
         self.models = load_models(cfg, self.checkpoint, state, device)
         self.engine = dist.ShardedEngine(
             make_rollout_engine(

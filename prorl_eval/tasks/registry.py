@@ -59,7 +59,7 @@ GYM_DEFAULT_TASKS = "gym:basic_arithmetic,gym:spell_backward"
 
 # Modules under prorl_eval.tasks, in listing order. Fixed benchmarks are built by name; the members
 # of a family are listed one by one but built through their family; the last have a family only.
-_NAMED_MODULES = ("math_tasks", "code", "stem", "ifeval")
+_NAMED_MODULES = ("math_tasks", "code", "stem", "ifeval", "train_sources")
 _MEMBER_MODULES = ("starter", "gym")
 _FAMILY_MODULES = ("gym", "code_stdio", "code_lcb", "starter", "custom")
 
