@@ -14,7 +14,7 @@ and `--set` overrides are applied on top of it.
   from public training sets by hub id (`prorl_eval.tasks.train_sources`): math 40k
   (`train:deepscaler`, DeepScaleR-Preview), code 24k (`train:eurus-code`, the stdin/stdout code
   rows of Eurus-2-RL-Data), STEM 25k (`train:sciq`, SciQ), logic 37k (the `logic` suite: Reasoning
-  Gym at data seed 1,000,000; its seeds 0, 1, 2 overlap, see `PAPER_TRAIN_SEED`) and instruction
+  Gym at the training data seed 2, apart from evaluation's 0 and validation's 1) and instruction
   following 10k (`train:rlvr-ifeval`, RLVR-IFeval). Departures: the paper's STEM set was SCP-116K,
   which has no short verifiable answer (it would need a judge model), so SciQ's multiple choice
   stands in; its logic set was its own Reasoning Gym selection. At start the decontamination check
@@ -51,8 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from prorl_eval.errors import UserError
-
-PAPER_TRAIN_SEED = 1_000_000
+from prorl_train.config_sections import TRAIN_DATA_SEED
 
 PRORL_PAPER: dict[str, Any] = {
     "steps": 2000,
@@ -77,10 +76,7 @@ PRORL_PAPER: dict[str, Any] = {
             "logic": 37,
             "train:rlvr-ifeval": 10,
         },
-        # Reasoning Gym builds item i of seed s from Random(s + i), so seeds 0, 1 and 2 give the
-        # same puzzles shifted by one or two; a seed beyond every evaluation range (seed 0 and
-        # validation's 1, limits far below a million) keeps the training puzzles apart.
-        "data_seed": PAPER_TRAIN_SEED,
+        "data_seed": TRAIN_DATA_SEED,
         "decontaminate_tasks": "math,code,stem,ifeval",
     },
     "rollout": {

@@ -116,3 +116,30 @@ def test_bad_dataset_settings_are_user_errors(name, fragment):
 
     with pytest.raises(UserError, match=fragment):
         build_task(name, TaskOptions(limit=2)).load()
+
+
+@pytest.mark.parametrize("dataset", ["basic_arithmetic", "chain_sum", "family_relationships"])
+def test_data_seeds_build_disjoint_problems_and_seed_0_is_reasoning_gyms_own(dataset):
+    """Reasoning Gym seeds item i with Random(seed + i): without the stride, data seeds 0, 1
+    and 2 (evaluation, validation, training) would share almost every puzzle."""
+    import reasoning_gym
+
+    questions = {
+        seed: [p.question for p in GymTask(GymConfig(dataset, limit=60, seed=seed)).load()]
+        for seed in (0, 1, 2)
+    }
+    for a, b in [(0, 1), (1, 2), (0, 2)]:  # short puzzles can coincide by chance, rarely
+        assert len(set(questions[a]) & set(questions[b])) <= 2
+    own = reasoning_gym.create_dataset(dataset, size=60, seed=0)
+    assert questions[0] == [own[i]["question"] for i in range(60)]
+    shifted = reasoning_gym.create_dataset(dataset, size=60, seed=1)  # what seed 1 used to be
+    assert len(set(questions[0]) & {shifted[i]["question"] for i in range(60)}) > 40
+
+
+def test_the_version_names_the_reasoning_gym_seed_and_bad_seeds_are_refused():
+    assert "rg_seed" not in GymTask(GymConfig("chain_sum", limit=2, seed=0)).version
+    assert "rg_seed=2000000" in GymTask(GymConfig("chain_sum", limit=2, seed=2)).version
+    with pytest.raises(UserError, match="data seed must be between 0 and 4293"):
+        GymConfig("chain_sum", limit=2, seed=5000).validate()
+    with pytest.raises(UserError, match="at most 1,000,000 problems"):
+        GymConfig("chain_sum", limit=2_000_000).validate()

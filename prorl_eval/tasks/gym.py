@@ -111,6 +111,20 @@ GymParams = tuple[tuple[str, Any], ...]
 _RESERVED_FIELDS = ("seed", "size")
 
 
+# Reasoning Gym builds item i of seed s from Random(s + i), so data seeds 0, 1 and 2 would give
+# the same puzzles shifted by one or two places (198 of 200 shared): evaluation (seed 0),
+# validation (1) and training (2) would see the same problems. Data seed s therefore becomes
+# Reasoning Gym seed s * SEED_STRIDE; seed 0 stays 0, and seeds do not overlap below a million
+# items. MAX_DATA_SEED keeps seed + index below 2**32, which numpy's legacy seeding needs.
+SEED_STRIDE = 1_000_000
+MAX_DATA_SEED = (2**32 - 1) // SEED_STRIDE - 1  # 4293: seed + index stays below 2**32
+
+
+def reasoning_gym_seed(data_seed: int) -> int:
+    """The seed handed to Reasoning Gym for a data seed (see SEED_STRIDE)."""
+    return data_seed * SEED_STRIDE
+
+
 @dataclass(frozen=True)
 class GymConfig:
     """Which Reasoning Gym dataset, how many problems, the seed that generates them, and settings
@@ -134,6 +148,16 @@ class GymConfig:
             )
         if self.limit <= 0:
             raise UserError(f"gym:{self.dataset} would have no problems: --limit must be > 0.")
+        if not 0 <= self.seed <= MAX_DATA_SEED:
+            raise UserError(
+                f"gym:{self.dataset}: the data seed must be between 0 and {MAX_DATA_SEED} "
+                f"(got {self.seed}); it is scaled by {SEED_STRIDE:,} for Reasoning Gym."
+            )
+        if self.limit > SEED_STRIDE:
+            raise UserError(
+                f"gym:{self.dataset}: at most {SEED_STRIDE:,} problems per data seed "
+                f"(got --limit {self.limit}); beyond that seeds would share puzzles."
+            )
         allowed = config_fields(self.dataset)
         unknown = [key for key, _ in self.params if key not in allowed]
         if unknown:
@@ -209,7 +233,9 @@ def _create_dataset(dataset: str, size: int, seed: int, params: GymParams) -> An
     import reasoning_gym
 
     try:
-        return reasoning_gym.create_dataset(dataset, size=size, seed=seed, **dict(params))
+        return reasoning_gym.create_dataset(
+            dataset, size=size, seed=reasoning_gym_seed(seed), **dict(params)
+        )
     except (AssertionError, TypeError, ValueError) as exc:
         settings = ", ".join(f"{k}={v!r}" for k, v in params) or "its defaults"
         raise UserError(
@@ -315,6 +341,8 @@ class GymTask(Task):
         version = metadata.version("reasoning-gym")
         # The size is not part of the version: item i depends only on (seed, i), so a run can grow.
         self.version = f"reasoning-gym=={version};{EXTRACTION_VERSION};seed={config.seed}"
+        if config.seed:  # problems of a nonzero data seed changed when the stride came in
+            self.version += f";rg_seed={reasoning_gym_seed(config.seed)}"
         self.source = GYM_SOURCE
         self._dataset: Any = None
 
