@@ -211,6 +211,7 @@ class EurusCodeTask(TrainSourceTask):
         "?", "sandbox: stdin/stdout (fraction of tests passed)",
     )  # fmt: skip
     extracts_answers = False
+    partial_credit = True
 
     def __init__(self, options: TaskOptions) -> None:
         super().__init__(options)
