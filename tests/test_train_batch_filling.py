@@ -137,3 +137,20 @@ def test_bad_settings_are_one_line_errors(tmp_path, setting, match):
 
     with pytest.raises(UserError, match=match):
         load_config(None, overrides=[setting], out=str(tmp_path)).validate()
+
+
+def test_partial_credit_tasks_default_to_reward_spread():
+    """The documented per-task default of filter_criterion=auto."""
+    from prorl_eval.tasks.code import FunctionCodeTask
+    from prorl_eval.tasks.code_lcb import LcbTask
+    from prorl_eval.tasks.code_stdio import StdioTask
+    from prorl_eval.tasks.gym import GymTask
+    from prorl_eval.tasks.ifeval import IFEvalTask
+    from prorl_eval.tasks.math_tasks import MathTask
+    from prorl_eval.tasks.stem import MultipleChoiceTask
+    from prorl_eval.tasks.train_sources import EurusCodeTask
+
+    spread = [GymTask, StdioTask, LcbTask, EurusCodeTask]
+    accuracy = [MathTask, MultipleChoiceTask, IFEvalTask, FunctionCodeTask]
+    assert [group_criterion("auto", t.partial_credit) for t in spread] == ["reward_std"] * 4
+    assert [group_criterion("auto", t.partial_credit) for t in accuracy] == ["accuracy"] * 4
