@@ -393,3 +393,60 @@ def test_sampled_validation_on_vllm_repeats_with_the_same_seeds(
     for row in first:
         by_problem.setdefault(row["problem_id"], set()).add(row["response"])
     assert any(len(responses) > 1 for responses in by_problem.values())  # T=1: real samples
+
+
+# ------------------------------------------------------------------ several processes
+
+HERE = Path(__file__).resolve()
+
+
+def sharded_validation(out: Path, model_dir: Path) -> tuple[dict, int]:
+    """Validation through a sharded engine (chunks of 2 prompts) of the answering double; the
+    metrics and how many chunks this process's engine generated."""
+    from transformers import AutoTokenizer
+
+    from prorl_train.distributed import ShardedEngine
+    from prorl_train.validation import run_engine_validation
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    cfg = val_config(out, model_dir, "val.limit=7")
+    engine = answering_engine(cfg, tokenizer)
+    metrics = run_engine_validation(ShardedEngine(engine, 2), tokenizer, cfg, step=1)
+    return metrics, len(engine.calls)
+
+
+def worker(out: str, model_dir: str) -> None:
+    """torchrun side: every rank validates; each writes what it got."""
+    from prorl_train import distributed as dist
+
+    dist.init_distributed("cpu")
+    metrics, chunks = sharded_validation(Path(out), Path(model_dir))
+    seen = {"metrics": metrics, "chunks": chunks}
+    (Path(out) / f"rank-{dist.rank()}.json").write_text(json.dumps(seen))
+    dist.destroy()
+
+
+@pytest.mark.slow
+def test_two_ranks_share_the_validation_and_write_the_one_process_rows(tmp_path, tiny_model_dir):
+    """Under torchrun both ranks generate chunks (4 prompts' chunks: 2 each), rank 0 alone
+    writes, both get the same metrics, and the rows equal a single process's."""
+    from tests.conftest import torchrun
+
+    two = tmp_path / "two"
+    two.mkdir()
+    torchrun(str(HERE), str(two), str(tiny_model_dir), timeout=300)
+    ranks = [json.loads((two / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    single, chunks = sharded_validation(tmp_path / "one", tiny_model_dir)
+    assert chunks == 4 and [r["chunks"] for r in ranks] == [2, 2]
+    assert ranks[0]["metrics"] == ranks[1]["metrics"] == single
+    strip = [(r["problem_id"], r["sample_idx"], r["response"]) for r in read_rows(two / "run", 1)]
+    assert strip == [
+        (r["problem_id"], r["sample_idx"], r["response"])
+        for r in read_rows(tmp_path / "one" / "run", 1)
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    worker(*sys.argv[1:])
