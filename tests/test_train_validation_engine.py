@@ -395,6 +395,45 @@ def test_sampled_validation_on_vllm_repeats_with_the_same_seeds(
     assert any(len(responses) > 1 for responses in by_problem.values())  # T=1: real samples
 
 
+@heavy
+def test_prorl_train_on_vllm_validates_on_its_engine(tmp_path, sharp_model_dir, tokenizer):
+    """`prorl-train` with vLLM rollouts, 2 steps, greedy validation every step (val.backend
+    auto): the rows come from the engine (backend vllm), step 2's differ from step 1's (a large
+    learning rate) and equal HF `generate` validation of the step-2 checkpoint (the weights
+    synced after step 2's update), and the step rows carry time/val_s and time/val_share."""
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForCausalLM
+
+    from prorl_train.config import config_to_yaml
+    from prorl_train.validation import run_validation
+
+    overrides = (
+        "steps=2", "batch_size=2", "rollout.n=2", "rollout.length_schedule=[[1,4]]",
+        "rollout.dynamic_sampling=false", "rollout.overlong=keep", "loss.mini_batch_size=2",
+        "optim.lr=3e-2", "tensorboard=false", "model.cpu_threads=1", "val.temperature=0",
+        "val.n=1", "rollout.vllm_max_model_len=512", "rollout.backend=vllm",
+    )  # fmt: skip
+    cfg = val_config(tmp_path, sharp_model_dir, *overrides, "val.backend=auto")
+    (tmp_path / "run.yaml").write_text(config_to_yaml(cfg))
+    command = [sys.executable, "-m", "prorl_train.cli", "--config", str(tmp_path / "run.yaml")]
+    command += ["--out", cfg.out]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = Path(cfg.out)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all("val/pass@1" in r and 0 < r["time/val_share"] < 1 for r in rows)
+    engine_rows = read_rows(run, 2)
+    assert all(r["backend"] == "vllm" for r in engine_rows)
+    assert comparable(engine_rows) != comparable(read_rows(run, 1))  # the updates showed
+    policy = AutoModelForCausalLM.from_pretrained(run / "checkpoint-2" / "policy")
+    hf_cfg = val_config(tmp_path / "hf", sharp_model_dir, *overrides)
+    run_validation(policy.float().eval(), tokenizer, hf_cfg, step=2)
+    assert comparable(engine_rows) == comparable(read_rows(Path(hf_cfg.out), 2))
+
+
 # ------------------------------------------------------------------ several processes
 
 HERE = Path(__file__).resolve()
