@@ -101,6 +101,7 @@ class TrainConfig:
             raise UserError("resets.on_plateau needs validation: set val.every > 0.")
         for section in (self.model, self.data, self.rollout, self.loss, self.optim, self.val):
             section.validate()
+        self.val.on_engine(self.rollout)  # val.backend against rollout.backend
         self.resets.validate()
         self.deepspeed.validate()
         self.logging.validate()

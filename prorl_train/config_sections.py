@@ -416,12 +416,44 @@ class ValConfig:
     top_p: float = _f(0.95, "Validation nucleus threshold.")
     max_new_tokens: int | None = _f(None, "Validation budget (None: the rollout budget).")
     seed: int = _f(0, "Validation sampling seed (the same every time: common random numbers).")
+    backend: str = _f(
+        "auto",
+        "Where validation generates: auto (the rollout engine when rollout.backend=vllm, else "
+        "hf), hf (transformers generate on the live policy, rank 0 alone), engine (the rollout "
+        "engine, every rank its share) or vllm (engine, insisting on rollout.backend=vllm).",
+    )
 
     def validate(self) -> None:
         if self.every < 0 or self.n <= 0 or (self.limit is not None and self.limit <= 0):
             raise UserError("val.every must be >= 0, val.n and val.limit positive.")
         if self.max_new_tokens is not None and self.max_new_tokens <= 0:
             raise UserError("val.max_new_tokens must be positive.")
+        if self.backend not in ("auto", "hf", "engine", "vllm"):
+            raise UserError(
+                f"val.backend '{self.backend}' is unknown; choose one of auto, engine, hf, vllm."
+            )
+
+    def on_engine(self, rollout: RolloutConfig) -> bool:
+        """Whether validation generates on the rollout engine (else HF `generate` on the policy);
+        UserError when `val.backend` contradicts the rollout settings. Checked by
+        `TrainConfig.validate`, so before any model loads."""
+        if self.backend == "vllm" and rollout.backend != "vllm":
+            raise UserError(
+                f"val.backend=vllm validates on the rollout engine, but rollout.backend="
+                f"{rollout.backend}; set val.backend=auto or hf, or rollout.backend=vllm."
+            )
+        engine = self.backend in ("engine", "vllm") or (
+            self.backend == "auto" and rollout.backend == "vllm"
+        )
+        budget = self.max_new_tokens or max(tokens for _, tokens in rollout.length_schedule)
+        limit = rollout.vllm_max_model_len
+        if self.every and engine and rollout.backend == "vllm" and limit and budget >= limit:
+            raise UserError(
+                f"the validation budget ({budget} tokens: val.max_new_tokens, else the largest "
+                f"rollout budget) leaves no room for a prompt in rollout.vllm_max_model_len "
+                f"({limit}); lower val.max_new_tokens or raise rollout.vllm_max_model_len."
+            )
+        return engine
 
 
 @dataclass(frozen=True)

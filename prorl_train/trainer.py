@@ -26,8 +26,9 @@ old/reference log-prob passes and the update's micro-batches are split over the 
 optimizer step is torch AdamW on summed gradients (deepspeed.zero_stage 0) or DeepSpeed ZeRO 1-3
 (`deepspeed_engine.py`); the losses and updates equal the single-process run's up to float
 rounding. Rank 0 alone writes metrics, TensorBoard, config.yaml, resets.jsonl and checkpoints
-(every rank adds its DeepSpeed partition), runs validation (the others wait) and decides resets,
-which it broadcasts; a Ctrl-C seen by any rank stops every rank after the step (a launcher such as
+(every rank adds its DeepSpeed partition), runs validation (on the rollout engine every rank
+generates its share; with HF `generate` the others wait) and decides resets, which it
+broadcasts; a Ctrl-C seen by any rank stops every rank after the step (a launcher such as
 torchrun may instead end the workers at once: `--resume` then continues from the last checkpoint).
 
 Departures from the paper (ProRL, Liu et al. 2025, built on verl): with the HF backend rollouts
@@ -281,6 +282,8 @@ class Trainer:
         stats.update(validation)
         stats.update(self._reset_if_triggered(step, validation))
         stats["time/step_s"] = time.perf_counter() - started
+        if "time/val_s" in stats:  # validation's share of this step's wall time
+            stats["time/val_share"] = stats["time/val_s"] / stats["time/step_s"]
         row = self.logger.log(step, stats)  # before the save: the checkpoint holds this row
         self._save_if_due(step)
         return row
@@ -326,10 +329,11 @@ class Trainer:
             self.engine.sync_weights(self.models.policy)
 
     def _validate_if_due(self, step: int) -> dict[str, Any]:
-        """The `val/...` metrics and `time/val_s` when `val.every` says so, else {}. Rank 0
-        validates; the other ranks wait for its metrics."""
+        """The `val/...` metrics and `time/val_s` when `val.every` says so, else {}. On the
+        rollout engine (`val.backend`) every rank generates its share and rank 0 writes; with
+        HF `generate` rank 0 validates and the other ranks wait for its metrics."""
         from prorl_train.deepspeed_engine import generation_weights
-        from prorl_train.validation import run_validation
+        from prorl_train.validation import run_engine_validation, run_validation
 
         if not (self.cfg.val.every and step % self.cfg.val.every == 0):
             return {}
@@ -337,9 +341,12 @@ class Trainer:
         started = time.perf_counter()
         val = None
         with autocast(self.cfg, self._policy_device()), generation_weights(m.stepper):
-            if dist.is_main():  # the other ranks wait in the broadcast below
-                val = run_validation(m.policy, m.tokenizer, self.cfg, step)
-            val = dist.broadcast_object(val)
+            if self.cfg.val.on_engine(self.cfg.rollout):
+                val = run_engine_validation(self.engine, m.tokenizer, self.cfg, step)
+            else:
+                if dist.is_main():  # the other ranks wait in the broadcast below
+                    val = run_validation(m.policy, m.tokenizer, self.cfg, step)
+                val = dist.broadcast_object(val)
         return {**val, "time/val_s": time.perf_counter() - started}
 
     def _reset_if_triggered(self, step: int, validation: dict[str, Any]) -> dict[str, Any]:

@@ -3,14 +3,24 @@
 Every `val.every` steps the policy answers a fixed blended validation set: `val.tasks` (default:
 the tasks of `data.mix`), `val.limit` problems each, `val.n` samples per problem, generated with
 the same sampling seed each time (common random numbers, so changes reflect the weights). It is
-run through `prorl_eval.runner.run_pass_at_k` with a generator factory that wraps the live policy
-in `HFGenerator`, so rows land in `<run>/val/step-<N>/samples.jsonl` + `results.json`, in the eval
-harness's own format. The blended metrics are unweighted means over the validation tasks:
+run through `prorl_eval.runner.run_pass_at_k`, so rows land in `<run>/val/step-<N>/samples.jsonl`
++ `results.json` in the eval harness's own format, scored by the same verifiers. Where it
+generates is `val.backend` (`ValConfig.on_engine`):
+
+- on the rollout engine (`auto` with `rollout.backend=vllm`, `engine`, `vllm`): the engine already
+  holds the synced weights; `EngineGenerator` (`engine_generator.py`) makes it the runner's
+  generator, and with several processes every rank generates its share of the validation set;
+- `hf` (`auto` with `rollout.backend=hf`): `HFGenerator` wraps the live policy; rank 0 alone
+  validates while the other ranks wait.
+
+The blended metrics are unweighted means over the validation tasks:
 
     val/pass@1   mean over tasks of pass@1        val/reward   mean over tasks of the mean score
 
-plus `val/<task>/pass@1` per task. Reasoning Gym problems use `val.data_seed` (default 1, the
-training mix uses 0), so procedural validation problems are not training problems.
+plus `val/<task>/pass@1` per task. Reasoning Gym problems use `val.data_seed` (default 1; the
+training mix uses 2, evaluation 0), so procedural validation problems are not training problems.
+The trainer logs `time/val_s` and `time/val_share` (validation's share of that step's wall time);
+the plateau detector (`resets.py`) reads these metrics and generates nothing itself.
 
 Example:
     >>> metrics = run_validation(policy, tokenizer, cfg, step=10)  # doctest: +SKIP
@@ -38,10 +48,10 @@ def val_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / "val" / f"step-{step}"
 
 
-def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> dict[str, float]:
-    """Validate the policy at `step`; returns the `val/...` metrics."""
-    from prorl_eval.inference.hf import HFGenerator
-    from prorl_eval.runner import EvalConfig, run_pass_at_k
+def eval_config(cfg: TrainConfig, step: int, backend: str, batch_size: int) -> Any:
+    """The eval harness's settings for the validation at `step` (the same sampling seed every
+    time), generating on `backend` in calls of about `batch_size` sequences."""
+    from prorl_eval.runner import EvalConfig
 
     sampling = SamplingConfig(
         temperature=cfg.val.temperature,
@@ -51,7 +61,7 @@ def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> 
         chat_template=cfg.rollout.chat_template,
         system_prompt=cfg.rollout.system_prompt,
     )
-    config = EvalConfig(
+    return EvalConfig(
         out=str(val_dir(cfg.out, step)),
         model=cfg.model.name,
         tasks=val_tasks(cfg),
@@ -61,11 +71,19 @@ def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> 
         data_seed=cfg.val.data_seed,
         data_dir=cfg.data.data_dir,
         score_workers=cfg.rollout.score_workers,
-        backend="hf",
+        backend=backend,
         sampling=sampling,
-        batch_size=cfg.rollout.generate_batch_size,
+        batch_size=batch_size,
         bootstrap_resamples=200,
     )
+
+
+def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> dict[str, float]:
+    """Validate the policy at `step` with HF `generate` (rank 0 alone); the `val/...` metrics."""
+    from prorl_eval.inference.hf import HFGenerator
+    from prorl_eval.runner import run_pass_at_k
+
+    config = eval_config(cfg, step, "hf", cfg.rollout.generate_batch_size)
 
     def factory(backend: str, model: Any) -> HFGenerator:
         return HFGenerator(
@@ -81,6 +99,30 @@ def run_validation(policy: Any, tokenizer: Any, cfg: TrainConfig, step: int) -> 
     finally:
         policy.train(was_training)
     return blend(results["tasks"])
+
+
+def run_engine_validation(
+    engine: Any, tokenizer: Any, cfg: TrainConfig, step: int
+) -> dict[str, float]:
+    """Validate at `step` on the rollout engine (`engine_generator.py`); the `val/...` metrics on
+    every rank. Collective: every rank calls it and generates its share; rank 0 writes the rows.
+
+    Calls carry `rollout.generate_batch_size` sequences per rank, so each rank gets about
+    `rollout.n / val.n` of the sharded engine's chunks per call."""
+    from prorl_eval.runner import run_pass_at_k
+    from prorl_train import distributed as dist
+    from prorl_train.engine_generator import EngineGenerator, follow, kept_asleep, lead
+
+    backend = cfg.rollout.backend
+    config = eval_config(cfg, step, backend, cfg.rollout.generate_batch_size * dist.world_size())
+
+    def validate(sampler: Any) -> dict[str, float]:
+        generator = EngineGenerator(sampler, tokenizer, backend)
+        results = run_pass_at_k(config, generator_factory=lambda backend, model: generator)
+        return blend(results["tasks"])
+
+    with kept_asleep(engine):
+        return lead(engine, validate) if dist.is_main() else follow(engine)
 
 
 def blend(tasks: dict[str, dict[str, Any]]) -> dict[str, float]:
