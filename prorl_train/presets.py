@@ -21,6 +21,18 @@ and `--set` overrides are applied on top of it.
   drops training problems shared with validation, the holdout (Reasoning Gym at seed 0) and the
   math, code, STEM and IFEval benchmarks (`data.decontaminate_tasks`), and refuses a source that
   shares more than 1% of its problems.
+  Lengths: truncated responses are masked (`overlong: mask`, DAPO's overlong filtering). The
+  paper takes DAPO's clip-higher and dynamic sampling and sets the budget (8k, then 16k) but
+  describes no length-based reward shaping; masking leaves a long, unfinished chain of thought
+  out of the loss instead of scoring it as a wrong answer, so the budget bounds the length
+  without teaching the model to stop early, which a prolonged run that lengthens its reasoning
+  needs. DAPO's soft punishment (`overlong: soft`, e.g. a 1024-token buffer) is the alternative
+  when responses crowd the budget. Dynamic sampling judges each task's groups by its own rule
+  (`filter_criterion: auto`: reward spread for the partial-credit code and Reasoning Gym
+  rewards, accuracy elsewhere), refills short batches for up to 3 rounds and otherwise trains
+  on what it kept, with a warning (`rollout/groups_short`). No rollout correction is on (the
+  paper describes none); with bf16 vLLM rollouts watch `rollout_gap/*` and consider
+  `loss.rollout_correction=token_truncate`.
   The paper reset at hand-picked points when validation degraded; here every 250 steps plus an
   automatic reset on a validation plateau. Checkpoints every 50 steps; the last 3 and every
   500th are kept, so `prorl-eval sweep` can compare intermediate and final models. Rollouts run
