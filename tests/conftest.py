@@ -332,6 +332,23 @@ def make_rollouts(
     return r
 
 
+def recording_optimizer(params):
+    """An SGD with lr 0 whose `seen` lists the gradients of each step it was asked to take (the
+    update tests compare them with a hand-written loss's)."""
+    import torch
+
+    class RecordingOptimizer(torch.optim.SGD):
+        def __init__(self, params):
+            super().__init__(params, lr=0.0)
+            self.seen: list[list[torch.Tensor | None]] = []
+
+        def step(self, closure=None):
+            params = [p for group in self.param_groups for p in group["params"]]
+            self.seen.append([p.grad.clone() if p.grad is not None else None for p in params])
+
+    return RecordingOptimizer(params)
+
+
 def torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run` with 2 processes on this machine; fails the test unless
     every process exits 0."""

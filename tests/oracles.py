@@ -110,3 +110,26 @@ def maj_at_k_enumerated(answers: Sequence[str | None], correct: Sequence[float],
         winner = min(tied, key=lambda key: (-overall[key], first[key]))
         total += worth[winner]
     return total / subsets
+
+
+def ppo_loss_loop(
+    model, rollouts, indices, advantages, weights_of, temperature=1.0, clip=(0.2, 0.4)
+):
+    """token-mean over every response token of w_t * max(-A r_t, -A clip(r_t)), one sequence at a
+    time, with r_t = pi / pi_old and pi_old the model itself (so r = 1 at the value, and the
+    gradient is that of the surrogate). `weights_of(i, old_logp)` gives response i's per-token
+    weights (the rollout correction's, or ones)."""
+    import torch
+
+    total, tokens = 0.0, 0
+    for i in indices:
+        seq = torch.tensor([rollouts.prompt_ids[i] + rollouts.response_ids[i]])
+        start = len(rollouts.prompt_ids[i]) - 1
+        logp = (model(seq).logits[0, :-1] / temperature).log_softmax(-1)[start:]
+        logp = logp.gather(-1, seq[0, start + 1 :, None])[:, 0]
+        ratio = torch.exp(logp - logp.detach())
+        a = float(advantages[i])
+        surrogate = torch.maximum(-a * ratio, -a * ratio.clamp(1 - clip[0], 1 + clip[1]))
+        total = total + (weights_of(i, logp.detach()) * surrogate).sum()
+        tokens += len(logp)
+    return total / tokens

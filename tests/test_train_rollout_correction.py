@@ -8,12 +8,13 @@ import math
 
 import pytest
 import torch
-from conftest import make_rollouts
+from conftest import make_rollouts, recording_optimizer
 
 from prorl_eval.errors import UserError
 from prorl_train.config import load_config
 from prorl_train.rollout_correction import gap_stats, importance_weights
 from prorl_train.update import pack, update_context, update_minibatch
+from tests.oracles import ppo_loss_loop
 
 MODES = ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 
@@ -60,18 +61,6 @@ def test_gap_stats_match_brute_force():
     assert gap_stats([], [], 2.0) == {}
 
 
-class RecordingOptimizer(torch.optim.SGD):
-    """SGD with lr 0 that remembers the gradients it was asked to apply."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=0.0)
-        self.seen: list[list[torch.Tensor | None]] = []
-
-    def step(self, closure=None):
-        params = [p for group in self.param_groups for p in group["params"]]
-        self.seen.append([p.grad.clone() if p.grad is not None else None for p in params])
-
-
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
     from transformers import AutoModelForCausalLM
@@ -94,23 +83,6 @@ def perturbed(rollouts, model, shift: float):
     return rollouts
 
 
-def hand_loss(model, rollouts, indices, advantages, weights_of, clip_low, clip_high):
-    """token-mean of w_t * max(-A r_t, -A clip(r_t)) over every response token, one sequence
-    at a time, with r_t = pi / pi_old and pi_old the model before the step (so r = 1 here)."""
-    total, tokens = 0.0, 0
-    for i in indices:
-        seq = torch.tensor([rollouts.prompt_ids[i] + rollouts.response_ids[i]])
-        start = len(rollouts.prompt_ids[i]) - 1
-        logp = model(seq).logits[0, :-1].log_softmax(-1)[start:]
-        logp = logp.gather(-1, seq[0, start + 1 :, None])[:, 0]
-        ratio = torch.exp(logp - logp.detach())
-        a = float(advantages[i])
-        surrogate = torch.maximum(-a * ratio, -a * ratio.clamp(1 - clip_low, 1 + clip_high))
-        total = total + (weights_of(i, logp.detach()) * surrogate).sum()
-        tokens += len(logp)
-    return total / tokens
-
-
 @pytest.mark.parametrize("mode", ["token_truncate", "sequence_mask", "none"])
 def test_the_corrected_update_equals_the_hand_formula(model, tmp_path, mode):
     r = perturbed(make_rollouts(groups=2, n=3), model, shift=0.4)
@@ -131,7 +103,7 @@ def test_the_corrected_update_equals_the_hand_formula(model, tmp_path, mode):
     ctx, _, gap = update_context(model, None, r, indices, adv, cfg, pad_id=0)
     assert gap["rollout_gap/abs_logprob_diff_mean"] > 0.1
     assert (ctx.is_weights is None) == (mode == "none")
-    opt = RecordingOptimizer(model.parameters())
+    opt = recording_optimizer(model.parameters())
     update_minibatch(model, opt, r, indices, ctx, cfg, pad_id=0)
 
     def weights_of(i, old):
@@ -141,7 +113,7 @@ def test_the_corrected_update_equals_the_hand_formula(model, tmp_path, mode):
         return torch.tensor(loop_weights(old.tolist(), engine.tolist(), mode, 2.0))
 
     model.zero_grad()
-    hand_loss(model, r, indices, adv, weights_of, 0.2, 0.4).backward()
+    ppo_loss_loop(model, r, indices, adv, weights_of).backward()
     for got, param in zip(opt.seen[0], model.parameters(), strict=True):
         if param.grad is None:
             assert got is None or not got.any()

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_rollouts
+from conftest import make_rollouts, recording_optimizer
 
 from prorl_train.config import load_config
 from prorl_train.update import (
@@ -59,18 +59,6 @@ def test_packed_logprobs_match_a_per_sequence_forward(model, temperature):
     assert packed.mask_BR.sum(-1).tolist() == [len(r.response_ids[i]) for i in indices]
 
 
-class RecordingOptimizer(torch.optim.SGD):
-    """SGD with lr 0 that remembers the gradients it was asked to apply."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=0.0)
-        self.seen: list[list[torch.Tensor]] = []
-
-    def step(self, closure=None):
-        params = [p for group in self.param_groups for p in group["params"]]
-        self.seen.append([p.grad.clone() if p.grad is not None else None for p in params])
-
-
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
 @pytest.mark.parametrize("chunk_tokens", [0, 3])
 @pytest.mark.parametrize("share", [False, True])
@@ -104,7 +92,7 @@ def test_micro_batches_give_the_full_batch_gradient(
             ],
             out=str(tmp_path),
         )
-        opt = RecordingOptimizer(model.parameters())
+        opt = recording_optimizer(model.parameters())
         update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
         grads.append(opt.seen[0])
     for full, *others in zip(*grads, strict=True):
@@ -329,7 +317,7 @@ def test_the_entropy_bonus_equals_a_per_sequence_loop(model, tmp_path, chunk_tok
         ],
         out=str(tmp_path),
     )
-    opt = RecordingOptimizer(model.parameters())
+    opt = recording_optimizer(model.parameters())
     update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
     model.zero_grad()
     pg, ent, tokens = 0.0, 0.0, 0
@@ -371,7 +359,7 @@ def test_the_entropy_bonus_changes_the_gradient(model, tmp_path):
             overrides=[f"loss.entropy_coef={coef}", "loss.kl_beta=0", "rollout.temperature=1.0"],
             out=str(tmp_path),
         )
-        opt = RecordingOptimizer(model.parameters())
+        opt = recording_optimizer(model.parameters())
         _, collected = update_minibatch(model, opt, r, mb, ctx, cfg, pad_id=0)
         norms.append(sum(float(g.abs().sum()) for g in opt.seen[0] if g is not None))
         assert ("entropy_bonus" in collected[0][1]) == (coef > 0)

@@ -266,11 +266,14 @@ def test_engine_logprobs_measure_and_correct_a_perturbed_engine(
 ):
     """The engine returns the log-prob of every sampled token at the rollout temperature. In
     sync with the policy they equal the trainer's own (gap ~0); after the engine gets perturbed
-    weights the gap shows, and the update's importance weights are exactly
-    min(pi_old / pi_rollout, cap) of the trainer's log-probs and the engine's."""
+    weights the gap shows, the update's importance weights are exactly min(pi_old / pi_rollout,
+    cap) of the trainer's log-probs and the engine's, and the corrected update's gradient is
+    that of the loss written out by hand (`oracles.ppo_loss_loop`) with those weights."""
     from prorl_train.config import load_config
     from prorl_train.rollout import Rollouts
-    from prorl_train.update import update_context
+    from prorl_train.update import update_context, update_minibatch
+    from tests.conftest import recording_optimizer
+    from tests.oracles import ppo_loss_loop
 
     sampling = SamplingConfig(temperature=0.8, top_p=1.0, max_new_tokens=6)
     cfg = load_config(
@@ -281,6 +284,7 @@ def test_engine_logprobs_measure_and_correct_a_perturbed_engine(
             "loss.rollout_correction=token_truncate",
             "loss.rollout_correction_cap=1.5",
             "loss.kl_beta=0",
+            "optim.grad_clip=0",
         ],
         out=str(tmp_path),
     )
@@ -329,6 +333,22 @@ def test_engine_logprobs_measure_and_correct_a_perturbed_engine(
             want = torch.exp(old - torch.tensor(r.rollout_logprobs[i])).clamp(max=1.5)
             torch.testing.assert_close(ctx.is_weights[i], want, atol=1e-5, rtol=1e-4)
         assert any(bool((w == 1.5).any()) for w in ctx.is_weights.values())
+        # the corrected update's gradient is the hand-written loss's with those weights
+        indices = list(range(len(r)))
+        ctx = dataclasses.replace(ctx, advantages_B=torch.linspace(-1.0, 1.0, len(r)))
+        opt = recording_optimizer(policy.parameters())
+        update_minibatch(policy, opt, r, indices, ctx, cfg, pad_id=0)
+        policy.zero_grad()
+
+        def weights_of(i, old_logp):
+            rollout = torch.tensor(r.rollout_logprobs[i])
+            return torch.exp(old_logp - rollout).clamp(max=1.5)
+
+        ppo_loss_loop(policy, r, indices, ctx.advantages_B, weights_of, 0.8).backward()
+        for got, param in zip(opt.seen[0], policy.parameters(), strict=True):
+            if param.grad is not None:
+                torch.testing.assert_close(got, param.grad, atol=2e-6, rtol=1e-4)
+        policy.zero_grad()
     finally:
         restore(policy, engine, initial_state)
 
