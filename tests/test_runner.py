@@ -9,6 +9,7 @@ import pytest
 
 from prorl_eval.errors import UserError
 from prorl_eval.inference.base import SamplingConfig
+from prorl_eval.inference.vllm import vllm_available
 from prorl_eval.passk import pass_at_k
 from prorl_eval.runner import EvalConfig, run_pass_at_k
 from prorl_eval.schema import read_samples
@@ -246,7 +247,11 @@ def test_scale_out_settings_do_not_block_a_resume(tmp_path):
         ({"base_url": "http://x/v1"}, "--base-url needs --backend openai"),
         ({"served_model": "m", "backend": "hf"}, "--served-model needs --backend openai"),
         ({"tensor_parallel_size": 2, "backend": "hf"}, "--tensor-parallel-size needs --backend"),
-        ({"tensor_parallel_size": 2, "backend": "vllm"}, "needs GPUs and none are visible"),
+        pytest.param(
+            {"tensor_parallel_size": 2, "backend": "vllm"},
+            "needs GPUs and none are visible",
+            marks=pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed"),
+        ),
         ({"data_parallel_size": 0}, "--data-parallel-size must be at least 1"),
         ({"concurrency": 0}, "--concurrency must be at least 1"),
         (
