@@ -121,6 +121,43 @@ def test_a_failing_section_leaves_the_others_standing(tmp_path):
     assert (out / "prorl_run_hf.log").is_file()
 
 
+def test_interrupted_check_resumes(tmp_path):
+    """Ctrl-C during a section stops its process group and keeps the sections done; the same
+    --out is then refused without --resume, and --resume keeps them rather than rerunning."""
+    import signal
+    import time
+
+    out = tmp_path / "gc"
+    cmd = [sys.executable, "benchmarks/gpu_check", "--dry-run", "--out", str(out)]
+    process = subprocess.Popen(
+        [*cmd, "--only", "env,train_step_zero2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "logs" / "env.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside train_step_zero2 (it takes seconds to import DeepSpeed)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted; the sections done are kept" in err
+    assert not (out / "results.json").exists()
+    assert not (out / "logs" / "train_step_zero2.json").exists()
+
+    refused = gpu_check("--dry-run", "--out", str(out))
+    assert refused.returncode == 2
+    assert "holds an unfinished check; pass --resume" in refused.stderr
+
+    done = gpu_check("--dry-run", "--out", str(out), "--resume", "--only", "env,train_step")
+    assert done.returncode == 0, done.stderr
+    assert "env                ok" in done.stderr
+    assert "(kept from the interrupted check)" in done.stderr
+    assert statuses(out) == {"env": "ok", "train_step": "ok"}
+
+
 def test_missing_packages_skip_their_section(monkeypatch):
     opts = Options(dry_run=True)
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # as if not installed

@@ -64,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="the GPU's dense bf16 peak for MFU, when the built-in table lacks it",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted check in --out: sections already ok there are kept",
+    )
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     return p
 
@@ -89,8 +94,15 @@ def check(args: argparse.Namespace) -> None:
         raise BadInput(f"--budget-s must be positive (got {args.budget_s:g}).")
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise BadInput(f"--peak-tflops must be positive (got {args.peak_tflops:g}).")
-    if (args.out / "results.json").exists():
-        raise BadInput(f"{args.out} already holds results.json; pass another --out or remove it.")
+    if not args.resume and (args.out / "results.json").exists():
+        raise BadInput(
+            f"{args.out} already holds results.json; pass another --out (or --resume to "
+            "rerun the sections that were not ok)."
+        )
+    if not args.resume and any((args.out / "logs").glob("*.json")):
+        raise BadInput(
+            f"{args.out} holds an unfinished check; pass --resume to finish it, or another --out."
+        )
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {args.out} is a file; pass a folder.")
     if not args.dry_run:
@@ -126,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(i: int, result: dict) -> None:
         reason = f": {result['reason']}" if result.get("reason") else ""
+        if result.get("reused"):
+            reason = " (kept from the interrupted check)"
         print(
             f"[{i + 1}/{len(sections)}] {result['section']:18} {result['status']:8} "
             f"{result['seconds']:6.1f} s{reason}",
@@ -134,7 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     begin = time.perf_counter()
-    results = run_all(sections, opts, args.out, args.budget_s, on_result=progress)
+    try:
+        results = run_all(
+            sections, opts, args.out, args.budget_s, on_result=progress, resume=args.resume
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; the sections done are kept in {args.out}/logs/: rerun with --resume "
+            "to finish.",
+            file=sys.stderr,
+        )
+        return 130
     header = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "host": platform.node(),

@@ -4,11 +4,14 @@ A section's process may crash, hang or run out of GPU memory without taking the 
 its time cap is the smaller of its own (`sections.SECTIONS`) and what is left of `--budget-s`,
 after which its process group is killed (vLLM starts helper processes) and it counts as failed.
 A section reached with under `MIN_START_S` of budget left is skipped. Each section's output
-(library logs, vLLM's start-up) goes to `<out>/logs/<section>.log`.
+(library logs, vLLM's start-up) goes to `<out>/logs/<section>.log`, its result to
+`<out>/logs/<section>.json`; with `resume`, a section whose result there is `ok` under the same
+options is kept rather than run again (an interrupted check goes on where it stopped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +32,25 @@ ROOT = Path(__file__).resolve().parents[2]
 def last_line(log: Path) -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1][:300] if lines else "(no output)"
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kill the section's whole process group (vLLM's engine and compile workers too)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def earlier_result(section: Section, opts: Options, out: Path) -> dict | None:
+    """The `ok` result a previous, interrupted check left for `section` under the same options."""
+    logs = out / "logs"
+    result_file, options_file = logs / f"{section.name}.json", logs / f"{section.name}.options.json"
+    if not (result_file.is_file() and options_file.is_file()):
+        return None
+    if options_file.read_text() != options_json(opts):
+        return None
+    result = json.loads(result_file.read_text())
+    return {**result, "reused": True} if result.get("status") == "ok" else None
 
 
 def run_section(section: Section, opts: Options, out: Path, timeout: float) -> dict:
@@ -57,9 +79,11 @@ def run_section(section: Section, opts: Options, out: Path, timeout: float) -> d
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            stop(process)
             code = None
+        except BaseException:  # Ctrl-C: the section's own session would not see it
+            stop(process)
+            raise
     seconds = time.perf_counter() - start
     if result_file.is_file():
         return {**json.loads(result_file.read_text()), "seconds": seconds}
@@ -83,12 +107,16 @@ def run_all(
     out: Path,
     budget_s: float,
     on_result: Callable[[int, dict], None] = lambda i, r: None,
+    resume: bool = False,
 ) -> list[dict]:
     results = []
     start = time.perf_counter()
     for i, section in enumerate(sections):
         left = budget_s - (time.perf_counter() - start)
-        if left < MIN_START_S:
+        earlier = earlier_result(section, opts, out) if resume else None
+        if earlier is not None:
+            result = earlier
+        elif left < MIN_START_S:
             result = {
                 "section": section.name,
                 "status": "skipped",
