@@ -190,12 +190,17 @@ def test_vllm_sections_skip_without_vllm(monkeypatch):
         (["--skip", "env,nope"], "--skip: unknown section 'nope'"),
         (["--budget-s", "0"], "--budget-s must be positive (got 0)."),
         (["--peak-tflops", "-5"], "--peak-tflops must be positive (got -5)."),
+        (["--budget-s", "soon"], "argument --budget-s: invalid float value: 'soon'; see --help."),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     from benchmarks.gpu_check.cli import main
 
-    assert main(["--dry-run", "--out", str(tmp_path / "gc"), *args]) == 2
+    try:
+        code = main(["--dry-run", "--out", str(tmp_path / "gc"), *args])
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}")
     assert err.count("\n") == 1

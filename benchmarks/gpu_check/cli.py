@@ -14,6 +14,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from benchmarks.gpu_check.common import Options
 from benchmarks.gpu_check.report import markdown
@@ -25,8 +26,15 @@ class BadInput(Exception):
     """A problem with the command line; its message names it and the fix."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (and exit code 2), like the check's own."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see --help.\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python benchmarks/gpu_check",
         description="Measure a GPU machine for prorl: HF generation, a bf16 training step "
         "(plain and ZeRO-2: tokens/s, MFU), a short prorl-train run and, where vLLM is "
