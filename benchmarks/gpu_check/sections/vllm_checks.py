@@ -55,7 +55,9 @@ def run_eval(opts: Options) -> dict[str, Any]:
     s = eval_settings(opts)
     path = model_path(opts)
     start = time.perf_counter()
-    generator = VLLMGenerator(path, gpu_memory_utilization=0.5)
+    # bf16 on the GPU, as evaluations serve (the embedded model's folder says float32)
+    dtype = "auto" if opts.dry_run else "bfloat16"
+    generator = VLLMGenerator(path, dtype=dtype, gpu_memory_utilization=0.5)
     startup = time.perf_counter() - start
     sampling = SamplingConfig(temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=s["max_tokens"])
     requests = [GenerationRequest(p, n=s["n"], seed=i) for i, p in enumerate(prompts(s["prompts"]))]
