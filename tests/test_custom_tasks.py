@@ -212,6 +212,41 @@ def test_math_verifier(tmp_path):
     assert task.score("\\boxed{4}", four).value == 1.0
 
 
+@pytest.mark.skipif(not HAS_MATH, reason="prorl_eval.tasks.math_answer not available")
+@pytest.mark.parametrize(
+    ("response", "gold", "math_score", "number_score"),
+    [
+        # the restatement a policy learned in the miniature run: math-verify credits it
+        ("1 + 13 = 22\nThe answer is that 1 + 13 equals 22", "14", 1.0, 0.0),
+        ("11 + 17 = 28\nThe answer is that 11 + 17 equals", "28", 1.0, 0.0),
+        ("The answer is $7 \\times 12$", "84", 1.0, 0.0),
+        ("The answer is 28.", "28", 1.0, 1.0),
+        ("So it is $\\boxed{28}$", "28", 1.0, 1.0),
+        ("The answer is $\\frac{1}{2}$", "0.5", 1.0, 1.0),
+        ("The answer is -3", "-3", 1.0, 1.0),
+        ("The answer is 1,024", "1024", 1.0, 1.0),
+        ("The answer is 22", "14", 0.0, 0.0),
+    ],
+)
+def test_number_verifier_refuses_unevaluated_expressions(
+    tmp_path, response, gold, math_score, number_score
+):
+    path = tmp_path / "sums.jsonl"
+    path.write_text(json.dumps({"q": "What is it?", "a": gold}))
+    by_verifier = {
+        name: build_custom_task(f"{path}?prompt=q&answer=a&verifier={name}", Options())
+        for name in ("math", "number")
+    }
+    (problem,) = by_verifier["number"].load()
+    assert by_verifier["math"].score(response, problem).value == math_score
+    score = by_verifier["number"].score(response, problem)
+    assert score.value == number_score
+    if math_score and not number_score:
+        assert "is an expression, not a number (verifier=number)" in score.reason
+    assert "verifier=number" in by_verifier["number"].version
+    assert by_verifier["number"].version != by_verifier["math"].version
+
+
 def test_hub_source_loads_lazily(monkeypatch):
     calls = []
     rows = [{"q": "2+2?", "a": "4"}, {"q": "3+3?", "a": "6"}]

@@ -15,6 +15,10 @@ Syntax (one `--tasks` entry; values may be %-encoded, keys are listed in `CUSTOM
   `contains` the normalised gold appears in the response on word boundaries,
   `regex` the gold column holds a regular expression that must match (re.search) the response,
   `math` the math verifier `prorl_eval.tasks.math_answer.verify_math`,
+  `number` the math verifier, and the extracted answer must be a number (an integer, a decimal or
+  a fraction of integers): an unevaluated expression such as `11 + 17` scores 0 even though
+  math-verify finds it equal to 28. For arithmetic questions, where restating the question would
+  otherwise be credited as its answer (a policy under RL learns to do exactly that),
   `multiple_choice` (alias `letter`) the gold is a letter among the first `choices` (default 4)
   and the response's answer letter is extracted as for GPQA.
 - `instruction`: by default the verifier's answer-format instruction is appended to the prompt;
@@ -35,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import re
@@ -100,7 +105,7 @@ class CustomConfig:
             raise UserError(
                 f"custom task: domain must be a lowercase name such as math (got {self.domain!r})."
             )
-        if self.verifier == "math":
+        if self.verifier in MATH_VERIFIERS:
             _math_verifier()
         if columns is not None:
             needed = [self.prompt, self.answer] + ([self.id] if self.id else [])
@@ -238,6 +243,39 @@ def verify_math(response: str, gold: Any, config: CustomConfig) -> Score:
     return _math_verifier().verify_math(response, gold)
 
 
+# A number as math-verify writes an extracted answer: sign, digits (thousands commas allowed), an
+# optional decimal part, or a fraction of integers (a/b or \frac{a}{b}).
+_NUMBER = re.compile(
+    r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+|[-+]?\d+/\d+"
+    r"|[-+]?\\d?frac\{\d+\}\{\d+\}"
+)
+
+
+def is_number_literal(answer: str) -> bool:
+    r"""Whether an extracted answer is a number rather than an expression to evaluate.
+
+    >>> is_number_literal("28"), is_number_literal("-0.5"), is_number_literal("\\frac{3}{4}")
+    (True, True, True)
+    >>> is_number_literal("11 + 17"), is_number_literal("7 \\times 12"), is_number_literal("2^{10}")
+    (False, False, False)
+    """
+    text = re.sub(r"\s+|\$|\\[,!;: ]", "", answer)
+    return _NUMBER.fullmatch(text) is not None
+
+
+def verify_number(response: str, gold: Any, config: CustomConfig) -> Score:
+    """`verify_math`, crediting only an answer that is a number (see the module docstring)."""
+    score = verify_math(response, gold, config)
+    if score.value <= 0 or score.answer is None or is_number_literal(score.answer):
+        return score
+    return dataclasses.replace(
+        score,
+        value=0.0,
+        reason=f"extracted '{score.answer}' is an expression, not a number (verifier=number); "
+        f"it equals the gold '{gold}' but does not evaluate it",
+    )
+
+
 def _math_verifier() -> Any:
     """The `math_answer` module, imported lazily (it pulls in math-verify and sympy)."""
     try:
@@ -271,11 +309,15 @@ VERIFIERS: dict[str, CustomVerifier] = {
     "math": CustomVerifier(
         verify_math, "Please reason step by step, and put your final answer within \\boxed{}."
     ),
+    "number": CustomVerifier(
+        verify_number, "Please reason step by step, and put your final answer within \\boxed{}."
+    ),
     "multiple_choice": CustomVerifier(
         verify_letter, 'Give your final answer on the last line in the form "Answer: X".'
     ),
 }
 VERIFIERS["letter"] = VERIFIERS["multiple_choice"]
+MATH_VERIFIERS = ("math", "number")  # the verifiers that need math-verify
 
 CUSTOM_TASKS: dict[str, dict[str, str]] = {
     "custom:<file or hub id>?prompt=<col>&answer=<col>&verifier=<name>": {
@@ -309,7 +351,7 @@ class CustomTask(Task):
             where = f"hub={config.source}:{config.config or 'default'}:{config.split or 'test'}"
             self.source = f"hub:{config.source}"
         self.version = f"{CUSTOM_VERSION};verifier={config.verifier};{where}"
-        if config.verifier == "math":
+        if config.verifier in MATH_VERIFIERS:
             self.version += f";{_math_verifier().scorer_version()}"
 
     def _rows(self) -> list[dict[str, Any]]:
@@ -376,7 +418,7 @@ def build_custom_task(argument: str, options: TaskOptions) -> CustomTask:
 FAMILY = Family(
     prefix="custom",
     domain=CustomTask.domain,
-    verifier="exact | contains | regex | math | multiple_choice",
+    verifier="exact | contains | regex | math | number | multiple_choice",
     usage="custom:<file.jsonl|.csv or hub id>?prompt=<col>&answer=<col>&verifier=<name>[&id=<col>]",
     build=build_custom_task,
 )

@@ -9,7 +9,7 @@ run folders made on different machines name them alike:
 | set | questions (train / eval) | verifier | domain | the base model |
 |---|---|---|---|---|
 | capitals | "What is the capital city of France?" (44 / 16) | contains | knowledge | mostly right |
-| sums | "What is 7 + 12?" (384 / 16) | math (math-verify) | math | sometimes right |
+| sums | "What is 7 + 12?" (384 / 16) | number (math-verify, a number) | math | sometimes right |
 | products | "What is 7 times 8?" (105 / 16) | exact, "Answer: <answer>" | math | rarely right |
 
 The README's first command evaluates them (the suite `starter`), and the `prorl-mini` training
@@ -33,7 +33,13 @@ DATA = Path(__file__).parent / "starter_data"
 EVAL_SIZE = 16  # questions in each held-out split
 STARTER_SETS: dict[str, dict[str, str]] = {
     "capitals": {"options": "verifier=contains", "domain": "knowledge", "verifier": "contains"},
-    "sums": {"options": "verifier=math&instruction=none", "domain": "math", "verifier": "math"},
+    # number, not math: under RL the embedded model learned to restate "11 + 17" as its answer,
+    # which math-verify credits as equal to 28 (docs/miniature.md)
+    "sums": {
+        "options": "verifier=number&instruction=none",
+        "domain": "math",
+        "verifier": "number (math-verify, the answer a number)",
+    },
     "products": {"options": "verifier=exact", "domain": "math", "verifier": "exact (Answer: ...)"},
 }
 
