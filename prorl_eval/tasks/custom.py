@@ -18,7 +18,8 @@ Syntax (one `--tasks` entry; values may be %-encoded, keys are listed in `CUSTOM
   `number` the math verifier, and the extracted answer must be a number (an integer, a decimal or
   a fraction of integers): an unevaluated expression such as `11 + 17` scores 0 even though
   math-verify finds it equal to 28. For arithmetic questions, where restating the question would
-  otherwise be credited as its answer (a policy under RL learns to do exactly that),
+  otherwise be credited as its answer (a policy under RL learns to do exactly that). Its miss:
+  "The answer to 0 + 4 is 4." scores 0 too, since math-verify extracts `0 + 4` as the answer.
   `multiple_choice` (alias `letter`) the gold is a letter among the first `choices` (default 4)
   and the response's answer letter is extracted as for GPQA.
 - `instruction`: by default the verifier's answer-format instruction is appended to the prompt;
