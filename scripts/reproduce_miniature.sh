@@ -7,7 +7,7 @@
 #   scripts/reproduce_miniature.sh                 # runs/prorl-mini/{train,eval}, reports/prorl-mini
 #   OUT=runs/x REPORT=reports/x scripts/reproduce_miniature.sh
 #
-# About 37 minutes on 2 CPU cores (plus 3.5 for a first setup): ~19 for training, ~16 for the
+# 22 to 37 minutes on 2 CPU cores (plus 3.5 for a first setup): 11-19 for training, 10-16 for the
 # evaluations, a minute for the report. What the reference run showed is in docs/miniature.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
