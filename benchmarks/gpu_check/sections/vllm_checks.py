@@ -112,20 +112,22 @@ def rollout_settings(opts: Options) -> dict[str, int]:
 
 
 def policy_logprobs(policy: Any, prompt: list[int], tokens: tuple[int, ...], device: str) -> Any:
-    """The policy's log-probs of `tokens` after `prompt` at the sampling temperature, in the
-    trainer's precision (bf16 autocast on GPU)."""
+    """The policy's log-probs of `tokens` after `prompt` at temperature 1, computed as the trainer
+    computes pi_old (`logits.response_logprobs` under its bf16 autocast on GPU)."""
     import torch
 
+    from prorl_train.config import load_config
+    from prorl_train.logits import response_logprobs
+    from prorl_train.policy_models import autocast
+
+    cfg = load_config(None, None, ["model.dtype=bfloat16"])
     ids = torch.tensor([list(prompt) + list(tokens)], device=device)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.startswith("cuda")
-        else torch.autocast("cpu", enabled=False)
-    )
-    with torch.no_grad(), autocast:
-        logits = policy(ids).logits[0, len(prompt) - 1 : -1].float()  # temperature 1
-    logp = torch.log_softmax(logits, -1)
-    return logp.gather(1, ids[0, len(prompt) :, None])[:, 0].cpu()
+    positions = torch.arange(ids.shape[1], device=device)[None]
+    with torch.no_grad(), autocast(cfg, device):
+        logp, _ = response_logprobs(
+            policy, ids, torch.ones_like(ids), positions, ids[:, len(prompt) :], temperature=1.0
+        )
+    return logp[0].float().cpu()
 
 
 def measured_gap(engine: Any, policy: Any, ids: list[list[int]], s: dict, device: str) -> dict:
